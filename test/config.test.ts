@@ -1,0 +1,100 @@
+import { describe, expect, test } from 'bun:test';
+import { ConfigError, DEFAULTS, loadConfig } from '../src/config.ts';
+
+describe('loadConfig', () => {
+  test('defaults follow the design and the operations guide', () => {
+    const { config, warnings } = loadConfig({});
+    expect(config).toEqual({
+      databaseUrl: null,
+      dataDir: './data',
+      postgresBinDir: null,
+      port: 5000,
+      relayUrl: 'wss://bsky.network',
+      firehoseStart: { kind: 'live' },
+      firehoseEnabled: true,
+      plcUrl: 'https://plc.directory',
+      handleResolverUrl: null,
+      verifyCommits: true,
+      dbPoolSize: 32,
+      maxConcurrentOps: 80,
+      // the guide's default of 50 exceeds the default pool of 32: clamped, silently, because the
+      // operator did not ask for 50
+      maxConcurrentUserCreations: 32,
+      logLevel: 'info',
+    });
+    expect(warnings).toEqual([]);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(DEFAULTS.MAX_CONCURRENT_USER_CREATIONS).toBe(50);
+  });
+
+  test('reads every variable', () => {
+    const { config } = loadConfig({
+      DATABASE_URL: 'postgres://u:p@db.example:5432/appview',
+      DATA_DIR: '/var/lib/aqueduct',
+      PORT: '8080',
+      RELAY_URL: 'ws://127.0.0.1:2470/',
+      FIREHOSE_START: '0',
+      FIREHOSE_ENABLED: 'false',
+      PLC_URL: 'http://127.0.0.1:2470',
+      HANDLE_RESOLVER_URL: 'http://127.0.0.1:2470',
+      VERIFY_COMMITS: 'off',
+      DB_POOL_SIZE: '8',
+      MAX_CONCURRENT_OPS: '50',
+      MAX_CONCURRENT_USER_CREATIONS: '5',
+      LOG_LEVEL: 'DEBUG',
+    });
+    expect(config.databaseUrl).toBe('postgres://u:p@db.example:5432/appview');
+    expect(config.relayUrl).toBe('ws://127.0.0.1:2470');
+    expect(config.firehoseStart).toEqual({ kind: 'seq', seq: 0 });
+    expect(config.firehoseEnabled).toBe(false);
+    expect(config.verifyCommits).toBe(false);
+    expect([config.dbPoolSize, config.maxConcurrentOps, config.maxConcurrentUserCreations]).toEqual([8, 50, 5]);
+    expect(config.logLevel).toBe('debug');
+    expect(config.port).toBe(8080);
+  });
+
+  test('an explicit MAX_CONCURRENT_USER_CREATIONS above DB_POOL_SIZE is clamped with a warning', () => {
+    const { config, warnings } = loadConfig({ DB_POOL_SIZE: '10', MAX_CONCURRENT_USER_CREATIONS: '40' });
+    expect(config.maxConcurrentUserCreations).toBe(10);
+    expect(warnings).toEqual(['MAX_CONCURRENT_USER_CREATIONS=40 is larger than DB_POOL_SIZE=10: clamped to 10']);
+  });
+
+  const bad: Array<[string, string, string]> = [
+    ['DB_POOL_SIZE', 'abc', 'whole number from 1 to'],
+    ['DB_POOL_SIZE', '0', 'whole number from 1 to'],
+    ['DB_POOL_SIZE', '-4', 'whole number from 1 to'],
+    ['DB_POOL_SIZE', '2.5', 'whole number from 1 to'],
+    ['PORT', '70000', 'whole number from 0 to 65535'],
+    ['PORT', '80a', 'whole number from 0 to 65535'],
+    ['MAX_CONCURRENT_OPS', '0', 'whole number from 1 to'],
+    ['MAX_CONCURRENT_USER_CREATIONS', 'many', 'whole number from 1 to'],
+    ['RELAY_URL', 'https://bsky.network', 'ws:// or wss://'],
+    ['RELAY_URL', 'bsky.network', 'ws:// or wss://'],
+    ['PLC_URL', 'ftp://plc.directory', 'http:// or https://'],
+    ['HANDLE_RESOLVER_URL', 'not a url', 'http:// or https://'],
+    ['VERIFY_COMMITS', 'maybe', 'true or false'],
+    ['FIREHOSE_ENABLED', '2', 'true or false'],
+    ['FIREHOSE_START', 'yesterday', 'live, or a sequence number'],
+    ['FIREHOSE_START', '-1', 'live, or a sequence number'],
+    ['LOG_LEVEL', 'verbose', 'debug, info, warn, error'],
+    ['DATABASE_URL', 'mysql://u:secret@host/db', 'postgres://'],
+  ];
+  test.each(bad)('%s=%s is refused with one line naming the variable and what is allowed', (name, value, allowed) => {
+    let caught: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const message = (caught as Error).message;
+    expect(message.startsWith(`${name}=`)).toBe(true);
+    expect(message).toContain(allowed);
+    expect(message).not.toContain('\n');
+    expect(message).not.toContain('secret'); // a database password never reaches a log
+  });
+
+  test('empty values mean unset', () => {
+    expect(loadConfig({ PORT: '', DATABASE_URL: '  ' }).config).toMatchObject({ port: 5000, databaseUrl: null });
+  });
+});
