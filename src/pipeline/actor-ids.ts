@@ -1,0 +1,87 @@
+/**
+ * DID -> actor id, for a whole batch at once: the bulk "user creation" of Aqueduct.
+ *
+ * `resolve(sql, dids)` answers from a bounded in-memory cache first, then runs one statement
+ * for the rest: insert the unknown DIDs (`on conflict do nothing`) and read back the ids of those
+ * that already existed. No event ever waits for its author's row: the row is created in the
+ * batch that first sees the DID. Ids learnt inside a transaction enter the cache only through
+ * `remember` after it commits, so a rolled-back batch cannot leave a phantom id behind.
+ */
+import type { TransactionSql } from '../db/database.ts';
+
+export interface ResolvedActors {
+  readonly ids: ReadonlyMap<string, number>;
+  /** DIDs this statement created (first seen now): they go to the identity queue. */
+  readonly created: readonly string[];
+  /** Entries to `remember` once the transaction has committed. */
+  readonly learnt: ReadonlyArray<readonly [string, number]>;
+}
+
+export class ActorIds {
+  readonly #cache = new Map<string, number>();
+  readonly #capacity: number;
+  #hits = 0;
+  #misses = 0;
+
+  constructor(capacity = 200_000) {
+    this.#capacity = capacity;
+  }
+
+  get stats() {
+    return { size: this.#cache.size, capacity: this.#capacity, hits: this.#hits, misses: this.#misses };
+  }
+
+  async resolve(sql: TransactionSql, dids: Iterable<string>): Promise<ResolvedActors> {
+    const ids = new Map<string, number>();
+    const unknown: string[] = [];
+    for (const did of dids) {
+      const id = this.#cache.get(did);
+      if (id === undefined) unknown.push(did);
+      else ids.set(did, id);
+    }
+    this.#hits += ids.size;
+    this.#misses += unknown.length;
+    if (unknown.length === 0) return { ids, created: [], learnt: [] };
+
+    unknown.sort();
+    const rows = await sql<{ id: number; did: string; created: boolean }[]>`
+      with input as (select did from unnest(${unknown}::text[]) as t(did)),
+      inserted as (
+        insert into actors (did) select did from input order by did
+        on conflict (did) do nothing
+        returning id, did
+      )
+      select id, did, true as created from inserted
+      union all
+      select a.id, a.did, false as created from actors a join input using (did)`;
+    const created: string[] = [];
+    const learnt: Array<readonly [string, number]> = [];
+    for (const row of rows) {
+      ids.set(row.did, row.id);
+      learnt.push([row.did, row.id]);
+      if (row.created) created.push(row.did);
+    }
+    const missing = unknown.filter((did) => !ids.has(did));
+    if (missing.length) {
+      // Another writer inserted these after our snapshot began: read them now.
+      for (const row of await sql<{ id: number; did: string }[]>`select id, did from actors where did = any(${missing}::text[])`) {
+        ids.set(row.did, row.id);
+        learnt.push([row.did, row.id]);
+      }
+    }
+    return { ids, created, learnt };
+  }
+
+  remember(entries: ReadonlyArray<readonly [string, number]>): void {
+    for (const [did, id] of entries) {
+      this.#cache.delete(did);
+      this.#cache.set(did, id);
+    }
+    let excess = this.#cache.size - this.#capacity;
+    if (excess <= 0) return;
+    for (const did of this.#cache.keys()) {
+      this.#cache.delete(did);
+      if (--excess <= 0) break;
+    }
+  }
+}

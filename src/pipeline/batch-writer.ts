@@ -1,0 +1,86 @@
+/**
+ * Writes one batch in one transaction, cursor included.
+ *
+ * Order inside the transaction: actors (bulk create, new ones queued for identity work) ->
+ * deleted accounts' records -> per table: replaced keys deleted, final rows inserted -> counters
+ * -> account statuses and identity refreshes -> the cursor. Because the cursor row is written in
+ * the same transaction as the rows, the stored cursor never runs ahead of committed data, and a
+ * crash anywhere replays the whole batch, which the idempotent statements absorb.
+ */
+import type { Database, TransactionSql } from '../db/database.ts';
+import type { ActorIds } from './actor-ids.ts';
+import { AggregateDeltas } from './aggregates.ts';
+import type { Batch } from './batch.ts';
+import { TABLES, collectionOfTable, type Table } from './collections.ts';
+import { deleteAuthors, deleteKeys, insertRows, type KeyedRow } from './table-writers.ts';
+
+export interface BatchWriteResult {
+  readonly newActors: number;
+  readonly recordDeltas: ReadonlyMap<string, number>;
+}
+
+export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: string, batch: Batch): Promise<BatchWriteResult> {
+  let learnt: ReadonlyArray<readonly [string, number]> = [];
+  const result = await db.begin(async (sql) => {
+    const actors = await actorIds.resolve(sql, batch.dids);
+    learnt = actors.learnt;
+    const ids = actors.ids;
+    const idOf = (did: string): number => {
+      const id = ids.get(did);
+      if (id === undefined) throw new Error(`no actor id for ${did}`);
+      return id;
+    };
+    if (actors.created.length) await enqueueIdentity(sql, actors.created.map(idOf), 'new');
+
+    const deltas = new AggregateDeltas();
+    if (batch.deletedAccounts.size) {
+      const authorIds = [...batch.deletedAccounts].map(idOf).sort((a, b) => a - b);
+      for (const table of TABLES) await deleteAuthors(sql, table, collectionOfTable(table), authorIds, deltas);
+    }
+
+    for (const [table, changes] of batch.changes) {
+      const collection = collectionOfTable(table);
+      const replaced: Array<{ authorId: number; rkey: string }> = [];
+      const rows: Array<KeyedRow<unknown>> = [];
+      for (const change of changes.values()) {
+        const authorId = idOf(change.did);
+        if (change.replace) replaced.push({ authorId, rkey: change.rkey });
+        if (change.row && change.cid) rows.push({ authorId, rkey: change.rkey, cid: change.cid, row: change.row });
+      }
+      const byKey = (a: { authorId: number; rkey: string }, b: { authorId: number; rkey: string }) =>
+        a.authorId - b.authorId || (a.rkey < b.rkey ? -1 : a.rkey > b.rkey ? 1 : 0);
+      await deleteKeys(sql, table as Table, collection, replaced.sort(byKey), deltas);
+      await insertRows(sql, table as Table, collection, rows.sort(byKey), ids, deltas);
+    }
+    deltas.record('actors', actors.created.length);
+    await deltas.write(sql);
+
+    await writeAccountStatus(sql, batch, idOf);
+    if (batch.identityRefresh.size) await enqueueIdentity(sql, [...batch.identityRefresh].map(idOf), 'identity');
+
+    await sql`
+      insert into firehose_cursor (relay_url, seq, event_time, updated_at)
+      values (${relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
+      on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()`;
+    return { newActors: actors.created.length, recordDeltas: deltas.recordDeltas };
+  });
+  actorIds.remember(learnt);
+  return result;
+}
+
+async function enqueueIdentity(sql: TransactionSql, actorIds: number[], reason: string): Promise<void> {
+  actorIds.sort((a, b) => a - b);
+  await sql`
+    insert into identity_queue (actor_id, reason)
+    select id, ${reason} from unnest(${actorIds}::int4[]) as t(id)
+    on conflict (actor_id) do update set reason = excluded.reason, not_before = now()`;
+}
+
+async function writeAccountStatus(sql: TransactionSql, batch: Batch, idOf: (did: string) => number): Promise<void> {
+  if (batch.accountStatus.size === 0) return;
+  const entries = [...batch.accountStatus].map(([did, status]) => [idOf(did), status] as const).sort(([a], [b]) => a - b);
+  await sql`
+    update actors set status = v.status
+    from unnest(${entries.map(([id]) => id)}::int4[], ${entries.map(([, status]) => status)}::text[]) as v(id, status)
+    where actors.id = v.id and actors.status is distinct from v.status`;
+}
