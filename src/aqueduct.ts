@@ -1,9 +1,10 @@
 /**
  * Aqueduct as one object: start everything in order, stop everything in reverse.
  *
- * config -> database (embedded when DATABASE_URL is unset) -> migrations -> HTTP. `main.ts` adds
- * only process concerns (signals, exit codes); tests start a whole Aqueduct in-process with this.
- * `stop()` is bounded and idempotent: HTTP first, then the pool, then the embedded server.
+ * config -> database (embedded when DATABASE_URL is unset) -> migrations -> ingester -> HTTP.
+ * `main.ts` adds only process concerns (signals, exit codes); tests start a whole Aqueduct
+ * in-process with this. `stop()` is idempotent and goes in reverse: HTTP, then the ingester
+ * (which writes what it accepted), then the pool, then the embedded server.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,17 +14,25 @@ import { createApp } from './api/app.ts';
 import { Database } from './db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { loadMigrations, migrate, pendingMigrations } from './db/migrator.ts';
+import { startIngester, type Ingester } from './pipeline/ingester.ts';
 
 export interface Aqueduct {
   /** The HTTP base URL, e.g. http://127.0.0.1:5000 */
   readonly url: string;
   readonly db: Database;
+  /** null when FIREHOSE_ENABLED=false. */
+  readonly ingester: Ingester | null;
   stop(): Promise<void>;
+}
+
+export interface AqueductHooks {
+  /** Called if a background loop fails unexpectedly; the owner should stop and exit non-zero. */
+  readonly onFatal?: (error: unknown) => void;
 }
 
 const READINESS_TIMEOUT_MS = 2_000;
 
-export async function startAqueduct(config: Config, log: Logger): Promise<Aqueduct> {
+export async function startAqueduct(config: Config, log: Logger, hooks: AqueductHooks = {}): Promise<Aqueduct> {
   const cleanups: Array<() => Promise<void>> = [];
   const stop = once(async () => {
     for (const cleanup of cleanups.reverse()) {
@@ -51,6 +60,17 @@ export async function startAqueduct(config: Config, log: Logger): Promise<Aquedu
     const applied = await migrate(db, migrations);
     log.info(applied.length ? 'migrations applied' : 'database schema up to date', { applied: applied.join(',') || undefined, total: migrations.length });
 
+    let ingester: Ingester | null = null;
+    if (config.firehoseEnabled) {
+      const started = await startIngester(config, db, log);
+      ingester = started;
+      cleanups.push(() => started.stop());
+      started.done.catch((error: unknown) => {
+        log.error('ingestion failed', { error });
+        hooks.onFatal?.(error);
+      });
+    }
+
     const app = createApp({
       log,
       readiness: {
@@ -58,6 +78,10 @@ export async function startAqueduct(config: Config, log: Logger): Promise<Aquedu
         migrations: async () => {
           const pending = await pendingMigrations(db, migrations);
           return pending.length ? { ok: false, reason: `pending: ${pending.join(', ')}` } : { ok: true };
+        },
+        firehose: async () => {
+          if (!ingester) return { ok: true, reason: 'disabled (FIREHOSE_ENABLED=false)' };
+          return ingester.subscription.connected ? { ok: true } : { ok: false, reason: `not connected to ${config.relayUrl}` };
         },
       },
     });
@@ -67,7 +91,7 @@ export async function startAqueduct(config: Config, log: Logger): Promise<Aquedu
     });
     const port = app.server?.port ?? config.port;
     log.info('Aqueduct is serving', { url: `http://127.0.0.1:${port}` });
-    return { url: `http://127.0.0.1:${port}`, db, stop };
+    return { url: `http://127.0.0.1:${port}`, db, ingester, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -6,7 +6,7 @@
  */
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
-import { startAqueduct } from './aqueduct.ts';
+import { startAqueduct, type Aqueduct } from './aqueduct.ts';
 
 const SHUTDOWN_LIMIT_MS = 30_000;
 
@@ -22,16 +22,16 @@ try {
 const log = createLogger(loaded.config.logLevel);
 for (const warning of loaded.warnings) log.warn(warning);
 
-let aqueduct;
+let aqueduct: Aqueduct | undefined;
+let stopping = false;
 try {
-  aqueduct = await startAqueduct(loaded.config, log);
+  aqueduct = await startAqueduct(loaded.config, log, { onFatal: () => shutdown('fatal error', 1) });
 } catch (error) {
   log.error('start-up failed', { error });
   process.exit(1);
 }
 
-let stopping = false;
-const shutdown = (signal: string): void => {
+function shutdown(signal: string, exitCode = 0): void {
   if (stopping) {
     log.warn('second signal: exiting now', { signal });
     process.exit(1);
@@ -42,17 +42,18 @@ const shutdown = (signal: string): void => {
     log.error('shutdown took too long: exiting', { limitMs: SHUTDOWN_LIMIT_MS });
     process.exit(1);
   }, SHUTDOWN_LIMIT_MS);
+  if (!aqueduct) process.exit(exitCode);
   aqueduct.stop().then(
     () => {
       clearTimeout(timer);
       log.info('stopped');
-      process.exit(0);
+      process.exit(exitCode);
     },
     (error: unknown) => {
       log.error('shutdown failed', { error });
       process.exit(1);
     },
   );
-};
+}
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGTERM', () => shutdown('SIGTERM'));

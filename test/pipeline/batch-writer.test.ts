@@ -45,7 +45,7 @@ async function counts() {
       from actor_counts c join actors a on a.id = c.actor_id order by a.did`;
     const records = await sql`select collection, count from record_counts where count <> 0 order by collection`;
     const cursor = await sql`select seq from firehose_cursor where relay_url = ${RELAY}`;
-    return { posts, actors, records: Object.fromEntries(records.map((r) => [r.collection, r.count])), cursor: cursor[0]?.seq };
+    return { posts: [...posts], actors: [...actors], records: Object.fromEntries(records.map((r) => [r.collection, r.count])), cursor: cursor[0]?.seq };
   });
 }
 
@@ -66,7 +66,7 @@ describe('writeBatch', () => {
     expect(state.records).toEqual({ actors: 3, 'app.bsky.feed.like': 1, 'app.bsky.feed.post': 2, 'app.bsky.graph.follow': 1 });
     expect(state.cursor).toBe(seq);
     const queued = await database.db.run((sql) => sql`select reason, count(*)::int as n from identity_queue group by reason`);
-    expect(queued).toEqual([{ reason: 'new', n: 3 }]);
+    expect([...queued]).toEqual([{ reason: 'new', n: 3 }]);
   });
 
   test('replaying the same events changes nothing', async () => {

@@ -1,0 +1,209 @@
+/**
+ * The relay connection: `com.atproto.sync.subscribeRepos` over the standard WebSocket.
+ *
+ * Owns the socket, the resume cursor and reconnection. Each connection asks for events after
+ * the last seq the pipeline accepted (at start: the stored cursor; with none, FIREHOSE_START).
+ * Frames are decoded here; sequenced ones go to the pipeline, malformed ones are counted and
+ * skipped. When the pipeline's queue is full the socket is closed (the standard WebSocket cannot
+ * pause) and reopened from the last accepted seq once the queue has drained to a quarter, so
+ * memory stays bounded and nothing is skipped. A socket silent for `idleTimeoutMs` is replaced.
+ * Reconnects back off exponentially with jitter, capped, reset by any frame received.
+ *
+ * Relay error frames: FutureCursor (our cursor is ahead of the relay: its sequence started over)
+ * resumes live and accepts its numbers again; ConsumerTooSlow reconnects from our cursor;
+ * OutdatedCursor (info: the relay no longer holds our cursor, events were missed) is logged and
+ * counted, and ingestion continues from the oldest event the relay has.
+ */
+import type { FirehoseStart } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { decodeFrame, FrameError } from './frame-decoder.ts';
+import type { SequencedFrame } from '../pipeline/event-processor.ts';
+import type { IngestStats } from '../pipeline/ingest-stats.ts';
+
+/** What the subscription needs of the pipeline. */
+export interface FrameSink {
+  offer(frame: SequencedFrame): 'accepted' | 'duplicate' | 'full';
+  readonly lastAcceptedSeq: number | null;
+  readonly queueLimit: number;
+  waitForDepth(depth: number, signal: AbortSignal): Promise<void>;
+  resetSequence(): void;
+}
+
+export interface SubscriptionOptions {
+  readonly relayUrl: string;
+  readonly start: FirehoseStart;
+  readonly sink: FrameSink;
+  readonly stats: IngestStats;
+  readonly log: Logger;
+  readonly idleTimeoutMs?: number;
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+type Outcome = 'closed' | 'full' | 'future-cursor' | 'idle' | 'aborted';
+
+export class FirehoseSubscription {
+  readonly #options: SubscriptionOptions;
+  #connected = false;
+  #reconnects = 0;
+  #lastReceivedSeq: number | null = null;
+  #lastFrameAt: number | null = null;
+  #resumeLive = false;
+  readonly errorFrames = new Map<string, number>();
+
+  constructor(options: SubscriptionOptions) {
+    this.#options = options;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+  get lastReceivedSeq(): number | null {
+    return this.#lastReceivedSeq;
+  }
+  /** Wall-clock time (ms) of the last frame received. */
+  get lastFrameAt(): number | null {
+    return this.#lastFrameAt;
+  }
+  get relayUrl(): string {
+    return this.#options.relayUrl;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { sink, log } = this.#options;
+    const initialMs = this.#options.backoffInitialMs ?? 500;
+    const maxMs = this.#options.backoffMaxMs ?? 30_000;
+    let failures = 0;
+    while (!signal.aborted) {
+      const cursor = this.#cursor();
+      const framesBefore = this.#framesReceived;
+      const outcome = await this.#connectOnce(cursor, signal);
+      this.#connected = false;
+      if (outcome === 'aborted' || signal.aborted) return;
+      this.#reconnects++;
+      if (this.#framesReceived > framesBefore) failures = 0;
+      if (outcome === 'full') {
+        log.debug('queue full: reading paused until it drains', { queueLimit: sink.queueLimit });
+        await sink.waitForDepth(Math.floor(sink.queueLimit / 4), signal);
+        continue;
+      }
+      if (outcome === 'future-cursor') {
+        log.error('the relay answered FutureCursor: its sequence is behind our cursor (a new or reset relay); resuming live', { cursor });
+        sink.resetSequence();
+        this.#resumeLive = true;
+      }
+      const delay = Math.min(maxMs, initialMs * 2 ** failures) * (0.5 + Math.random() / 2);
+      failures++;
+      log.warn('relay connection closed: reconnecting', { outcome, inMs: Math.round(delay) });
+      await sleep(delay, signal);
+    }
+  }
+
+  #framesReceived = 0;
+
+  #cursor(): number | null {
+    if (this.#resumeLive) return null;
+    const accepted = this.#options.sink.lastAcceptedSeq;
+    if (accepted !== null) return accepted;
+    const start = this.#options.start;
+    return start.kind === 'seq' ? start.seq : null;
+  }
+
+  #connectOnce(cursor: number | null, signal: AbortSignal): Promise<Outcome> {
+    const { relayUrl, sink, stats, log } = this.#options;
+    const idleTimeoutMs = this.#options.idleTimeoutMs ?? 60_000;
+    const url = new URL(`${relayUrl}/xrpc/com.atproto.sync.subscribeRepos`);
+    if (cursor !== null) url.searchParams.set('cursor', String(cursor));
+
+    return new Promise<Outcome>((resolve) => {
+      let outcome: Outcome | null = null;
+      let socket: WebSocket;
+      try {
+        socket = new WebSocket(url.href);
+      } catch (error) {
+        log.error('cannot open the relay connection', { url: url.href, error });
+        resolve('closed');
+        return;
+      }
+      socket.binaryType = 'arraybuffer';
+      const finish = (result: Outcome): void => {
+        outcome ??= result;
+        socket.close();
+      };
+      let idleTimer = setTimeout(() => finish('idle'), idleTimeoutMs);
+      const onAbort = (): void => finish('aborted');
+      signal.addEventListener('abort', onAbort, { once: true });
+
+      socket.onopen = () => {
+        this.#connected = true;
+        log.info('connected to the relay', { url: url.href });
+        if (this.#resumeLive) this.#resumeLive = false;
+      };
+      socket.onmessage = (message: MessageEvent) => {
+        if (outcome !== null) return;
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => finish('idle'), idleTimeoutMs);
+        this.#framesReceived++;
+        this.#lastFrameAt = Date.now();
+        if (!(message.data instanceof ArrayBuffer)) {
+          stats.reject('frame-not-binary');
+          return;
+        }
+        let frame;
+        try {
+          frame = decodeFrame(new Uint8Array(message.data));
+        } catch (error) {
+          if (error instanceof FrameError) stats.reject(`frame-${error.reason}`);
+          else {
+            stats.reject('frame-undecodable');
+            log.error('a frame could not be decoded', { error });
+          }
+          return;
+        }
+        switch (frame.kind) {
+          case 'error':
+            this.errorFrames.set(frame.error, (this.errorFrames.get(frame.error) ?? 0) + 1);
+            log.warn('the relay sent an error', { error: frame.error, message: frame.message });
+            finish(frame.error === 'FutureCursor' ? 'future-cursor' : 'closed');
+            return;
+          case 'info':
+            this.errorFrames.set(frame.name, (this.errorFrames.get(frame.name) ?? 0) + 1);
+            log.warn('the relay sent an info message', { name: frame.name, message: frame.message });
+            return;
+          case 'unknown':
+            if (frame.seq === undefined) {
+              stats.reject('unknown-event-type');
+              return;
+            }
+            break;
+        }
+        this.#lastReceivedSeq = frame.seq ?? this.#lastReceivedSeq;
+        if (sink.offer(frame as SequencedFrame) === 'full') finish('full');
+      };
+      socket.onerror = () => {
+        // a close event follows; its outcome is what matters
+      };
+      socket.onclose = () => {
+        clearTimeout(idleTimer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(outcome ?? 'closed');
+      };
+    });
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

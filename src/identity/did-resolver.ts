@@ -1,0 +1,227 @@
+// did-resolver: did:plc and did:web resolution with a bounded cache, for code off the hot path.
+//
+// Owns DID document fetching and its cache. Promises: `resolve` settles within `timeoutMs` (headers
+// and body), reads at most `maxDocumentBytes`, and rejects only with a DidResolutionError carrying
+// a fixed `reason`; concurrent resolves of one DID share one request; answers are cached in a
+// bounded LRU (`ttlMs`), definitive failures (not-found, tombstoned, bad-document) for
+// `negativeTtlMs`, transient ones (timeout, network, http-status) not at all; `invalidate(did)`
+// drops the cached answer and detaches any request in flight, whose answer is then not cached
+// (it may predate the change that caused the invalidation).
+// did:web is host-level only (atproto does not use paths); `localhost` and `127.0.0.1` are fetched
+// over plain http so tests and local setups work.
+import { DidDocumentError, parseDidDocument, type DidDocumentInfo } from './did-document.ts';
+import { LruCache } from './lru-cache.ts';
+
+export type DidResolutionErrorReason =
+  | 'unsupported-did'
+  | 'not-found'
+  | 'tombstoned'
+  | 'timeout'
+  | 'http-status'
+  | 'network'
+  | 'bad-document';
+
+export class DidResolutionError extends Error {
+  override readonly name = 'DidResolutionError';
+  readonly reason: DidResolutionErrorReason;
+  readonly did: string;
+  /** HTTP status when the reason came from one */
+  readonly status: number | null;
+
+  constructor(
+    reason: DidResolutionErrorReason,
+    did: string,
+    message: string,
+    options?: ErrorOptions & { status?: number },
+  ) {
+    super(message, options);
+    this.reason = reason;
+    this.did = did;
+    this.status = options?.status ?? null;
+  }
+}
+
+export type ResolvedDid = DidDocumentInfo;
+
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+export interface DidResolverOptions {
+  /** PLC directory base URL, e.g. https://plc.directory */
+  plcUrl: string;
+  fetch?: FetchLike;
+  /** whole-request budget, headers and body (default 5000) */
+  timeoutMs?: number;
+  /** lifetime of a resolved document (default 1 hour) */
+  ttlMs?: number;
+  /** lifetime of a definitive failure (default 5 minutes) */
+  negativeTtlMs?: number;
+  /** cache bound (default 50_000) */
+  maxEntries?: number;
+  /** largest accepted document (default 64 KiB) */
+  maxDocumentBytes?: number;
+  /** clock for the cache, injectable for tests */
+  now?: () => number;
+}
+
+const PLC_RE = /^did:plc:[a-z2-7]{24}$/;
+const WEB_RE = /^did:web:([a-zA-Z0-9.-]{1,253})(?:%3[aA]([0-9]{1,5}))?$/;
+const CACHEABLE_FAILURES: ReadonlySet<DidResolutionErrorReason> = new Set(['not-found', 'tombstoned', 'bad-document']);
+const ACCEPT = 'application/did+ld+json, application/json';
+
+class BodyTooLarge extends Error {}
+
+const readBounded = async (response: Response, maxBytes: number): Promise<string> => {
+  const declared = Number(response.headers.get('content-length'));
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new BodyTooLarge();
+  }
+  const body = response.body;
+  if (body === null) return '';
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new BodyTooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+};
+
+export class DidResolver {
+  readonly #plcUrl: string;
+  readonly #fetch: FetchLike;
+  readonly #timeoutMs: number;
+  readonly #negativeTtlMs: number;
+  readonly #maxDocumentBytes: number;
+  readonly #cache: LruCache<string, ResolvedDid | DidResolutionError>;
+  readonly #inflight = new Map<string, Promise<ResolvedDid>>();
+
+  constructor(options: DidResolverOptions) {
+    this.#plcUrl = options.plcUrl.replace(/\/+$/, '');
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#negativeTtlMs = options.negativeTtlMs ?? 5 * 60_000;
+    this.#maxDocumentBytes = options.maxDocumentBytes ?? 64 * 1024;
+    const cacheOptions = { maxEntries: options.maxEntries ?? 50_000, ttlMs: options.ttlMs ?? 60 * 60_000 };
+    this.#cache = new LruCache(options.now ? { ...cacheOptions, now: options.now } : cacheOptions);
+  }
+
+  /** Number of cached answers (documents and definitive failures). */
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  resolve(did: string): Promise<ResolvedDid> {
+    const cached = this.#cache.get(did);
+    if (cached !== undefined) {
+      return cached instanceof DidResolutionError ? Promise.reject(cached) : Promise.resolve(cached);
+    }
+    const pending = this.#inflight.get(did);
+    if (pending !== undefined) return pending;
+
+    const promise: Promise<ResolvedDid> = this.#load(did).then(
+      (resolved) => {
+        if (this.#inflight.get(did) === promise) {
+          this.#inflight.delete(did);
+          this.#cache.set(did, resolved);
+        }
+        return resolved;
+      },
+      (err: unknown) => {
+        const error =
+          err instanceof DidResolutionError
+            ? err
+            : new DidResolutionError('network', did, 'resolution failed', { cause: err });
+        if (this.#inflight.get(did) === promise) {
+          this.#inflight.delete(did);
+          if (CACHEABLE_FAILURES.has(error.reason)) this.#cache.set(did, error, this.#negativeTtlMs);
+        }
+        throw error;
+      },
+    );
+    this.#inflight.set(did, promise);
+    return promise;
+  }
+
+  /** Forgets the cached answer for `did`; a request in flight is detached and not cached. */
+  invalidate(did: string): void {
+    this.#cache.delete(did);
+    this.#inflight.delete(did);
+  }
+
+  #documentUrl(did: string): { url: string; redirect: RequestRedirect } {
+    if (PLC_RE.test(did)) return { url: `${this.#plcUrl}/${did}`, redirect: 'follow' };
+    const web = WEB_RE.exec(did);
+    if (web !== null) {
+      const host = web[1]!.toLowerCase();
+      const port = web[2];
+      const scheme = host === 'localhost' || host === '127.0.0.1' ? 'http' : 'https';
+      const authority = port === undefined ? host : `${host}:${port}`;
+      // a did:web document lives at its host; a redirect elsewhere is not followed
+      return { url: `${scheme}://${authority}/.well-known/did.json`, redirect: 'manual' };
+    }
+    throw new DidResolutionError('unsupported-did', did, 'not a did:plc or host-level did:web');
+  }
+
+  async #load(did: string): Promise<ResolvedDid> {
+    const { url, redirect } = this.#documentUrl(did);
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    const failed = (err: unknown, what: string): DidResolutionError =>
+      controller.signal.aborted
+        ? new DidResolutionError('timeout', did, `${what}: timed out after ${this.#timeoutMs} ms`, { cause: err })
+        : new DidResolutionError('network', did, `${what}: network error`, { cause: err });
+    try {
+      let response: Response;
+      try {
+        response = await this.#fetch(url, { signal: controller.signal, redirect, headers: { accept: ACCEPT } });
+      } catch (err) {
+        throw failed(err, 'fetch');
+      }
+      const { status } = response;
+      if (status !== 200) {
+        await response.body?.cancel().catch(() => undefined);
+        if (status === 404) throw new DidResolutionError('not-found', did, 'DID not found', { status });
+        if (status === 410) throw new DidResolutionError('tombstoned', did, 'DID tombstoned', { status });
+        throw new DidResolutionError('http-status', did, `unexpected HTTP ${status}`, { status });
+      }
+      let text: string;
+      try {
+        text = await readBounded(response, this.#maxDocumentBytes);
+      } catch (err) {
+        if (err instanceof BodyTooLarge) throw new DidResolutionError('bad-document', did, 'document too large');
+        throw failed(err, 'body');
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        throw new DidResolutionError('bad-document', did, 'document is not JSON', { cause: err });
+      }
+      let info: DidDocumentInfo;
+      try {
+        info = parseDidDocument(json);
+      } catch (err) {
+        if (!(err instanceof DidDocumentError)) throw err;
+        throw new DidResolutionError('bad-document', did, `bad document: ${err.reason}`, { cause: err });
+      }
+      if (info.did !== did) throw new DidResolutionError('bad-document', did, 'document id differs from DID');
+      return info;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Turns one decoded firehose frame into an `IndexEvent`: read the CAR slice, check the commit
+ * signature, parse every record. Pure CPU except for a signing-key fetch on a cache miss.
+ *
+ * Everything untrusted is counted and skipped here, never thrown: a bad CAR slice or signature
+ * makes the commit a `skipped` event (its seq still moves the cursor), an invalid record or an
+ * unknown collection drops that op only. When the signing key cannot be fetched for a reason that
+ * may pass (the PLC directory is down), the commit is indexed and counted as unverified rather
+ * than lost: the relay has already checked it, and ingestion must not stop with the directory.
+ */
+import { CommitReadError, readCommit } from '../firehose/commit-reader.ts';
+import type { Frame } from '../firehose/frame-decoder.ts';
+import type { SigningKeyCache } from '../firehose/signing-keys.ts';
+import { parseRecord, tableOf } from './collections.ts';
+import type { AccountStatus, IndexEvent, RecordOp } from './events.ts';
+import type { IngestStats } from './ingest-stats.ts';
+
+export type SequencedFrame = Extract<Frame, { kind: 'commit' | 'sync' | 'identity' | 'account' }> | (Extract<Frame, { kind: 'unknown' }> & { seq: number });
+
+export interface EventProcessorOptions {
+  /** null: VERIFY_COMMITS=false. */
+  readonly signingKeys: SigningKeyCache | null;
+  readonly stats: IngestStats;
+}
+
+const ACCOUNT_STATUSES: ReadonlySet<string> = new Set(['deactivated', 'takendown', 'suspended', 'deleted', 'desynchronized', 'throttled']);
+
+export class EventProcessor {
+  readonly #keys: SigningKeyCache | null;
+  readonly #stats: IngestStats;
+
+  constructor(options: EventProcessorOptions) {
+    this.#keys = options.signingKeys;
+    this.#stats = options.stats;
+  }
+
+  async process(frame: SequencedFrame): Promise<IndexEvent> {
+    this.#stats.event(frame.kind);
+    switch (frame.kind) {
+      case 'commit':
+        return this.#commit(frame);
+      case 'identity':
+        this.#keys?.invalidate(frame.did);
+        return { kind: 'identity', seq: frame.seq, time: frame.time, did: frame.did };
+      case 'account': {
+        let status: AccountStatus | null = null;
+        if (!frame.active) status = (frame.status && ACCOUNT_STATUSES.has(frame.status) ? frame.status : 'deactivated') as AccountStatus;
+        return { kind: 'account', seq: frame.seq, time: frame.time, did: frame.did, status };
+      }
+      case 'sync':
+        return { kind: 'sync', seq: frame.seq, time: frame.time, did: frame.did };
+      case 'unknown':
+        this.#stats.reject('unknown-event-type');
+        return { kind: 'skipped', seq: frame.seq, time: null };
+    }
+  }
+
+  async #commit(frame: Extract<Frame, { kind: 'commit' }>): Promise<IndexEvent> {
+    const skipped: IndexEvent = { kind: 'skipped', seq: frame.seq, time: frame.time };
+    if (frame.tooBig) {
+      this.#stats.reject('too-big');
+      return skipped;
+    }
+    let read;
+    try {
+      read = readCommit(frame);
+    } catch (error) {
+      if (!(error instanceof CommitReadError)) throw error;
+      this.#stats.reject(error.reason);
+      return skipped;
+    }
+    if (this.#keys) {
+      const outcome = await this.#keys.verifyCommit(frame.repo, read.commit.unsignedBytes, read.commit.sig);
+      if (outcome === 'bad-signature' || outcome === 'key-invalid') {
+        this.#stats.reject(outcome);
+        return skipped;
+      }
+      if (outcome === 'key-unavailable') this.#stats.unverifiedCommits++;
+    }
+
+    const ops: RecordOp[] = [];
+    for (const op of frame.ops) {
+      const table = tableOf(op.collection);
+      if (table === null) {
+        this.#stats.unknownCollection(op.collection);
+        continue;
+      }
+      if (op.action === 'delete') {
+        ops.push({ action: 'delete', collection: op.collection, table, rkey: op.rkey, cid: null, row: null });
+        this.#stats.op(op.collection);
+        continue;
+      }
+      const record = op.cid === null ? undefined : read.records.get(op.cid);
+      const parsed = parseRecord(op.collection, op.rkey, record);
+      if (!parsed?.ok) {
+        this.#stats.reject('invalid-record', op.collection);
+        continue;
+      }
+      ops.push({ action: op.action, collection: op.collection, table, rkey: op.rkey, cid: op.cid, row: parsed.row });
+      this.#stats.op(op.collection);
+    }
+    return { kind: 'commit', seq: frame.seq, time: frame.time, did: frame.repo, rev: frame.rev, ops };
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The ingester: relay subscription + pipeline, wired and owned as one unit.
+ *
+ * `startIngester` reads the stored cursor, builds the identity pieces verification needs (DID
+ * resolver, signing-key cache; none when VERIFY_COMMITS=false), the processor, the pipeline and
+ * the subscription, and starts their loops. `stop()` aborts reading, lets the pipeline write what
+ * it accepted, and resolves; `done` rejects if either loop fails unexpectedly, for the owner to
+ * report (never fire and forget).
+ */
+import type { Config } from '../config.ts';
+import type { Database } from '../db/database.ts';
+import { FirehoseSubscription } from '../firehose/subscription.ts';
+import { SigningKeyCache } from '../firehose/signing-keys.ts';
+import { DidResolver } from '../identity/did-resolver.ts';
+import type { Logger } from '../log.ts';
+import { ActorIds } from './actor-ids.ts';
+import { EventProcessor } from './event-processor.ts';
+import { IngestStats } from './ingest-stats.ts';
+import { Pipeline } from './pipeline.ts';
+
+export interface Ingester {
+  readonly pipeline: Pipeline;
+  readonly subscription: FirehoseSubscription;
+  readonly stats: IngestStats;
+  readonly actorIds: ActorIds;
+  /** Settles when both loops end; rejects if one fails. */
+  readonly done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export type IngesterConfig = Pick<Config, 'relayUrl' | 'firehoseStart' | 'plcUrl' | 'verifyCommits' | 'maxConcurrentOps'>;
+
+export interface IngesterOptions {
+  readonly idleTimeoutMs?: number;
+  readonly queueLimit?: number;
+  readonly maxBatchEvents?: number;
+}
+
+export async function startIngester(config: IngesterConfig, db: Database, log: Logger, options: IngesterOptions = {}): Promise<Ingester> {
+  const [stored] = await db.run((sql) => sql<{ seq: number }[]>`select seq from firehose_cursor where relay_url = ${config.relayUrl}`);
+  const committedSeq = stored?.seq ?? null;
+  log.info('starting ingestion', {
+    relay: config.relayUrl,
+    cursor: committedSeq ?? (config.firehoseStart.kind === 'seq' ? `${config.firehoseStart.seq} (FIREHOSE_START)` : 'live'),
+    verify: config.verifyCommits,
+  });
+
+  const stats = new IngestStats();
+  const signingKeys = config.verifyCommits ? new SigningKeyCache(new DidResolver({ plcUrl: config.plcUrl, fetch: globalThis.fetch })) : null;
+  const actorIds = new ActorIds();
+  const pipeline = new Pipeline({
+    db,
+    actorIds,
+    relayUrl: config.relayUrl,
+    processor: new EventProcessor({ signingKeys, stats }),
+    stats,
+    log,
+    maxConcurrentOps: config.maxConcurrentOps,
+    committedSeq,
+    queueLimit: options.queueLimit,
+    maxBatchEvents: options.maxBatchEvents,
+  });
+  const subscription = new FirehoseSubscription({
+    relayUrl: config.relayUrl,
+    start: config.firehoseStart,
+    sink: pipeline,
+    stats,
+    log,
+    idleTimeoutMs: options.idleTimeoutMs,
+  });
+
+  const reading = new AbortController();
+  const writing = new AbortController();
+  const subscriptionDone = subscription.run(reading.signal);
+  const pipelineDone = pipeline.run(writing.signal);
+  const done = Promise.all([subscriptionDone, pipelineDone]).then(() => undefined);
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      reading.abort();
+      await subscriptionDone;
+      writing.abort();
+      await pipelineDone;
+      log.info('ingestion stopped', { cursor: pipeline.committedSeq });
+    })());
+
+  return { pipeline, subscription, stats, actorIds, done, stop };
+}

@@ -1,0 +1,244 @@
+/**
+ * The ingestion pipeline: bounded queue -> bounded processing -> ordered batches -> one writer.
+ *
+ * `offer(frame)` appends a sequenced frame to the queue (at most `queueLimit` entries: beyond
+ * that it answers 'full' and the reader stops reading) or drops a frame whose seq is not above
+ * the last one accepted ('duplicate': a replay). Up to MAX_CONCURRENT_OPS frames are processed
+ * (CAR, signature, records) at once; the writer loop takes the longest processed prefix of the
+ * queue (so firehose order holds, per repo and overall), writes it as one batch in one
+ * transaction with the cursor, and repeats. While a batch is being written the next one grows,
+ * so batches are small and immediate when traffic is light and large when it is heavy.
+ *
+ * A batch the database refuses for its data (a value it cannot store) is split in halves until
+ * the one bad event is found; that event is counted as 'db-rejected' and skipped, the rest is
+ * written. Any other failure (the database is down) retries the same batch with backoff: nothing
+ * is skipped and the cursor does not move. `run(signal)` returns once the signal is aborted and
+ * everything accepted has been written (or the database stays unreachable).
+ */
+import type { Database } from '../db/database.ts';
+import type { Logger } from '../log.ts';
+import { Semaphore } from '../lib/semaphore.ts';
+import type { ActorIds } from './actor-ids.ts';
+import { buildBatch } from './batch.ts';
+import { writeBatch } from './batch-writer.ts';
+import type { EventProcessor, SequencedFrame } from './event-processor.ts';
+import type { IndexEvent } from './events.ts';
+import type { IngestStats } from './ingest-stats.ts';
+
+export interface PipelineOptions {
+  readonly db: Database;
+  readonly actorIds: ActorIds;
+  readonly relayUrl: string;
+  readonly processor: EventProcessor;
+  readonly stats: IngestStats;
+  readonly log: Logger;
+  readonly maxConcurrentOps: number;
+  /** The cursor stored in the database: nothing at or below it is accepted again. */
+  readonly committedSeq: number | null;
+  readonly queueLimit?: number;
+  readonly maxBatchEvents?: number;
+}
+
+interface Entry {
+  readonly seq: number;
+  frame: SequencedFrame | null;
+  event: IndexEvent | null;
+}
+
+export type OfferResult = 'accepted' | 'duplicate' | 'full';
+
+const DEFAULT_QUEUE_LIMIT = 20_000;
+const DEFAULT_MAX_BATCH_EVENTS = 5_000;
+const RETRY_BASE_MS = 250;
+const RETRY_MAX_MS = 30_000;
+/** SQLSTATE classes that mean "this data", not "this connection": 22 data exception, 23 integrity, 54 limits. */
+const DATA_ERROR_CLASSES = new Set(['22', '23', '54']);
+
+export class Pipeline {
+  readonly #options: PipelineOptions;
+  readonly #ops: Semaphore;
+  readonly #queueLimit: number;
+  readonly #maxBatch: number;
+  #queue: Entry[] = [];
+  #head = 0;
+  #nextToProcess = 0;
+  #lastAcceptedSeq: number | null;
+  #committedSeq: number | null;
+  #committedTime: string | null = null;
+  #wakeWriter: (() => void) | null = null;
+  #depthWaiters: Array<{ depth: number; resolve: () => void }> = [];
+
+  constructor(options: PipelineOptions) {
+    this.#options = options;
+    this.#ops = new Semaphore(options.maxConcurrentOps);
+    this.#queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT;
+    this.#maxBatch = options.maxBatchEvents ?? DEFAULT_MAX_BATCH_EVENTS;
+    this.#lastAcceptedSeq = options.committedSeq;
+    this.#committedSeq = options.committedSeq;
+  }
+
+  /** Events accepted and not yet committed. */
+  get queueDepth(): number {
+    return this.#queue.length - this.#head;
+  }
+  get queueLimit(): number {
+    return this.#queueLimit;
+  }
+  /** Events being processed right now (<= MAX_CONCURRENT_OPS). */
+  get inFlight(): number {
+    return this.#ops.active;
+  }
+  get maxConcurrentOps(): number {
+    return this.#ops.limit;
+  }
+  get lastAcceptedSeq(): number | null {
+    return this.#lastAcceptedSeq;
+  }
+  get committedSeq(): number | null {
+    return this.#committedSeq;
+  }
+  /** Relay time of the last committed event that had one. */
+  get committedTime(): string | null {
+    return this.#committedTime;
+  }
+
+  offer(frame: SequencedFrame): OfferResult {
+    if (this.#lastAcceptedSeq !== null && frame.seq <= this.#lastAcceptedSeq) {
+      this.#options.stats.reject('duplicate-seq');
+      return 'duplicate';
+    }
+    if (this.queueDepth >= this.#queueLimit) return 'full';
+    this.#lastAcceptedSeq = frame.seq;
+    this.#queue.push({ seq: frame.seq, frame, event: null });
+    this.#processMore();
+    return 'accepted';
+  }
+
+  /** The relay's sequence started over (it answered FutureCursor): accept its numbers again. */
+  resetSequence(): void {
+    this.#lastAcceptedSeq = null;
+  }
+
+  /** Resolves once at most `depth` events wait in the queue (or the signal aborts). */
+  waitForDepth(depth: number, signal: AbortSignal): Promise<void> {
+    if (this.queueDepth <= depth || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = { depth, resolve };
+      this.#depthWaiters.push(waiter);
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    signal.addEventListener('abort', () => this.#wakeWriter?.(), { once: true });
+    while (true) {
+      const events = this.#takeReadyPrefix();
+      if (events.length === 0) {
+        if (signal.aborted && this.queueDepth === 0) return;
+        await new Promise<void>((resolve) => (this.#wakeWriter = resolve));
+        this.#wakeWriter = null;
+        continue;
+      }
+      const written = await this.#write(events, signal);
+      if (!written) return; // aborted while the database was unreachable: the cursor stays put
+      this.#head += events.length;
+      if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#nextToProcess -= this.#head;
+        this.#head = 0;
+      }
+      this.#notifyDepth();
+    }
+  }
+
+  #processMore(): void {
+    while (this.#nextToProcess < this.#queue.length && this.#ops.active < this.#ops.limit) {
+      const entry = this.#queue[this.#nextToProcess++];
+      if (!entry?.frame) continue;
+      const frame = entry.frame;
+      void this.#ops.acquire();
+      this.#options.processor
+        .process(frame)
+        .catch((error: unknown): IndexEvent => {
+          this.#options.stats.reject('processing-error');
+          this.#options.log.error('an event could not be processed: skipped', { seq: frame.seq, error });
+          return { kind: 'skipped', seq: frame.seq, time: null };
+        })
+        .then((event) => {
+          entry.event = event;
+          entry.frame = null;
+          this.#ops.release();
+          this.#processMore();
+          this.#wakeWriter?.();
+        });
+    }
+  }
+
+  #takeReadyPrefix(): IndexEvent[] {
+    const events: IndexEvent[] = [];
+    for (let index = this.#head; index < this.#queue.length && events.length < this.#maxBatch; index++) {
+      const event = this.#queue[index]?.event;
+      if (!event) break;
+      events.push(event);
+    }
+    return events;
+  }
+
+  /** Writes `events` as one batch (or, if the database refuses their data, in halves). */
+  async #write(events: IndexEvent[], signal: AbortSignal): Promise<boolean> {
+    const { db, actorIds, relayUrl, stats, log } = this.#options;
+    for (let attempt = 0; ; attempt++) {
+      const started = performance.now();
+      try {
+        const result = await writeBatch(db, actorIds, relayUrl, buildBatch(events));
+        stats.batchCommitted(events.length, result.newActors, performance.now() - started);
+        const last = events.at(-1);
+        if (last) this.#committedSeq = last.seq;
+        for (let index = events.length - 1; index >= 0; index--) {
+          const time = events[index]?.time;
+          if (time) {
+            this.#committedTime = time;
+            break;
+          }
+        }
+        return true;
+      } catch (error) {
+        stats.batchWriteErrors++;
+        if (isDataError(error)) {
+          if (events.length > 1) {
+            const middle = Math.ceil(events.length / 2);
+            return (await this.#write(events.slice(0, middle), signal)) && (await this.#write(events.slice(middle), signal));
+          }
+          const only = events[0];
+          if (!only) return true;
+          stats.reject('db-rejected');
+          log.warn('the database refused an event: skipped', { seq: only.seq, error });
+          events = [{ kind: 'skipped', seq: only.seq, time: only.time }];
+          continue;
+        }
+        if (signal.aborted && attempt >= 2) {
+          log.error('stopping with events not written: they will be replayed from the cursor', { events: this.queueDepth, error });
+          return false;
+        }
+        const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
+        log.error('writing a batch failed: retrying', { events: events.length, attempt: attempt + 1, retryInMs: delay, error });
+        await Bun.sleep(delay);
+      }
+    }
+  }
+
+  #notifyDepth(): void {
+    if (this.#depthWaiters.length === 0) return;
+    const depth = this.queueDepth;
+    this.#depthWaiters = this.#depthWaiters.filter((waiter) => {
+      if (depth > waiter.depth) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+}
+
+function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.length === 5 && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+}
