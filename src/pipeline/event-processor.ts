@@ -3,8 +3,9 @@
  * signature, parse every record. Pure CPU except for a signing-key fetch on a cache miss.
  *
  * Everything untrusted is counted and skipped here, never thrown: a bad CAR slice or signature
- * makes the commit a `skipped` event (its seq still moves the cursor), an invalid record or an
- * unknown collection drops that op only. When the signing key cannot be fetched for a reason that
+ * makes the commit a `skipped` event (its seq still moves the cursor); an op on an unknown
+ * collection is dropped; an invalid record becomes a delete of its path (the repo no longer holds
+ * the version we may have indexed) and is counted. When the signing key cannot be fetched for a reason that
  * may pass (the PLC directory is down), the commit is indexed and counted as unverified rather
  * than lost: the relay has already checked it, and ingestion must not stop with the directory.
  */
@@ -93,7 +94,9 @@ export class EventProcessor {
       const record = op.cid === null ? undefined : read.records.get(op.cid);
       const parsed = parseRecord(op.collection, op.rkey, record);
       if (!parsed?.ok) {
+        // The repo now holds an invalid value at this path: whatever we indexed there is gone.
         this.#stats.reject('invalid-record', op.collection);
+        ops.push({ action: 'delete', collection: op.collection, table, rkey: op.rkey, cid: null, row: null });
         continue;
       }
       ops.push({ action: op.action, collection: op.collection, table, rkey: op.rkey, cid: op.cid, row: parsed.row });

@@ -5,12 +5,15 @@
  * server is started in a temporary folder and stopped after the last test. Each test file then
  * creates its own database on it (see `database.ts`), so files never see each other's rows.
  */
-import { afterAll } from 'bun:test';
+import { afterAll, setDefaultTimeout } from 'bun:test';
 import { mkdtemp, chmod, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
 import { silentLogger } from '../../src/log.ts';
+
+// Tests here start servers and processes: 5 s (the default) is too tight on a loaded 2-core box.
+setDefaultTimeout(60_000);
 
 const external = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
 if (external) {

@@ -1,0 +1,138 @@
+/**
+ * Command line for the firehose simulator ("a network in a box").
+ *
+ *   bun run src/sim/cli.ts [--port 2470] [--seed 1] [--accounts 1000] [--commits 100000] [--rate 0]
+ *     [--new-share 0.1] [--faults malformed=0.01,badSignature=0.01,...] [--identity-share 0]
+ *     [--account-share 0] [--sync-share 0] [--retain N] [--pregenerate] [--expect FILE]
+ *
+ * Owns: argument parsing and the process lifecycle; the only reader of process.env here (SIM_PORT).
+ * Promises: prints where it listens; with --expect, writes the ground truth JSON once every commit has
+ * been generated; stops cleanly on SIGINT/SIGTERM; bad arguments exit with status 2.
+ */
+import { parseArgs } from 'node:util';
+import { startSimulator, type SimulatorOptions } from './server.ts';
+import { FAULT_KINDS, type FaultKind, type FaultRates } from './workload.ts';
+
+const USAGE = `usage: bun run src/sim/cli.ts [--port N] [--seed S] [--accounts N] [--commits N] [--rate N]
+  [--new-share X] [--faults kind=rate,...] [--identity-share X] [--account-share X] [--sync-share X]
+  [--retain N] [--pregenerate] [--expect FILE]
+fault kinds: ${FAULT_KINDS.join(', ')}`;
+
+const isFaultKind = (s: string): s is FaultKind => (FAULT_KINDS as readonly string[]).includes(s);
+
+export const parseFaults = (text: string): Partial<FaultRates> => {
+  const out: Partial<FaultRates> = {};
+  for (const part of text.split(',')) {
+    if (part.trim() === '') continue;
+    const [name, value, extra] = part.split('=');
+    const kind = name?.trim() ?? '';
+    const rate = Number(value);
+    if (extra !== undefined || !isFaultKind(kind) || value === undefined || value.trim() === '' || !Number.isFinite(rate)) {
+      throw new RangeError(`bad fault "${part}" (expected kind=rate, kinds: ${FAULT_KINDS.join(', ')})`);
+    }
+    out[kind] = rate;
+  }
+  return out;
+};
+
+const num = (name: string, text: string | undefined): number | undefined => {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) throw new RangeError(`--${name} expects a number, got "${text}"`);
+  return n;
+};
+
+export const parseCli = (argv: readonly string[], env: Readonly<Record<string, string | undefined>>): { options: SimulatorOptions; expect: string | null } => {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      seed: { type: 'string' },
+      accounts: { type: 'string' },
+      commits: { type: 'string' },
+      rate: { type: 'string' },
+      'new-share': { type: 'string' },
+      faults: { type: 'string' },
+      'identity-share': { type: 'string' },
+      'account-share': { type: 'string' },
+      'sync-share': { type: 'string' },
+      retain: { type: 'string' },
+      pregenerate: { type: 'boolean' },
+      expect: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) throw new RangeError(USAGE);
+  const options: SimulatorOptions = {
+    port: num('port', values.port ?? env.SIM_PORT ?? '2470'),
+    hostname: values.host ?? '127.0.0.1',
+    seed: values.seed ?? '1',
+    accounts: num('accounts', values.accounts),
+    commits: num('commits', values.commits ?? '100000'),
+    rate: num('rate', values.rate),
+    newAccountShare: num('new-share', values['new-share']),
+    faults: values.faults === undefined ? {} : parseFaults(values.faults),
+    identityShare: num('identity-share', values['identity-share']),
+    accountShare: num('account-share', values['account-share']),
+    syncShare: num('sync-share', values['sync-share']),
+    retain: num('retain', values.retain),
+    pregenerate: values.pregenerate === true,
+  };
+  return { options, expect: values.expect ?? null };
+};
+
+const main = async (): Promise<void> => {
+  let parsed: ReturnType<typeof parseCli>;
+  try {
+    parsed = parseCli(process.argv.slice(2), process.env);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    if (!(err instanceof Error && err.message === USAGE)) console.error(USAGE);
+    process.exit(2);
+  }
+  const { options, expect } = parsed;
+  const started = performance.now();
+  const sim = await startSimulator(options);
+  console.log(`firehose simulator (seed ${options.seed}, ${options.commits} commits) listening:`);
+  console.log(`  relay  ${sim.wsUrl}`);
+  console.log(`  plc    ${sim.url}/{did}`);
+  console.log(`  pds    ${sim.url}/xrpc/...`);
+  if (options.pregenerate === true) {
+    console.log(`  generated ${sim.commitsGenerated} commits in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+
+  const finished = sim.generated().then(async () => {
+    if (expect !== null) {
+      await Bun.write(expect, `${JSON.stringify(sim.groundTruth(), null, 1)}\n`);
+      console.log(`all ${sim.commitsGenerated} commits generated; ground truth written to ${expect}`);
+    } else {
+      console.log(`all ${sim.commitsGenerated} commits generated; idling`);
+    }
+  });
+
+  const shutdown = async (): Promise<void> => {
+    await sim.stop();
+    console.log(`stopped after sending ${sim.eventsSent} frames (last seq ${sim.lastSeq})`);
+    process.exit(0);
+  };
+  const onSignal = (): void => {
+    shutdown().catch((err: unknown) => {
+      console.error('simulator: shutdown failed', err);
+      process.exit(1);
+    });
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await finished;
+  } catch (err) {
+    console.error('simulator failed:', err);
+    await sim.stop();
+    process.exit(1);
+  }
+};
+
+if (import.meta.main) await main();

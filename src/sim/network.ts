@@ -1,0 +1,221 @@
+/**
+ * The simulated network's state machine: accounts, repos, the relay outbox and the ground truth.
+ *
+ * Owns: turning the workload's plans into real events: signed commits with CAR slices, identity,
+ * account and sync events, and the faulty frames; assigning seqs; appending frames to the log;
+ * feeding accepted events to the ground truth.
+ * Promises: seqs start at 1 and increase by one per event that has a seq; frames are appended in seq
+ * order (duplicates, replays and garbage excepted, by design); one `step()` = one commit plus the
+ * events the workload planned around it; a forged or malformed commit never changes a repo or the
+ * ground truth. No I/O here: the server owns sockets and timers.
+ */
+import { AccountDirectory, type Account } from './account.ts';
+import { encodeCar, link } from './block.ts';
+import { SimClock } from './clock.ts';
+import { EventLog } from './event-log.ts';
+import {
+  accountFrame,
+  commitFrame,
+  identityFrame,
+  syncFrame,
+  type CommitOpBody,
+} from './frames.ts';
+import { GroundTruthBuilder, type GroundTruth, type TruthOp } from './ground-truth.ts';
+import { privateKeyFrom } from './k256.ts';
+import type { RepoOp } from './repo.ts';
+import { Rng } from './rng.ts';
+import { FAULT_KINDS, Workload, type CommitFault, type FaultKind, type FaultRates, type Planned } from './workload.ts';
+
+export interface NetworkOptions {
+  readonly seed: string;
+  readonly accounts: number;
+  readonly newAccountShare: number;
+  readonly faults: FaultRates;
+  readonly identityShare: number;
+  readonly accountShare: number;
+  readonly syncShare: number;
+  /** frames kept for cursor replay */
+  readonly retain: number;
+  /** simulated start time */
+  readonly epochMs: number;
+}
+
+export interface NetworkStats {
+  commits: number;
+  acceptedCommits: number;
+  /** commits whose author had never committed before */
+  newAccountCommits: number;
+  ops: number;
+  identity: number;
+  account: number;
+  sync: number;
+  frames: number;
+  faults: Record<FaultKind, number>;
+}
+
+export class Network {
+  readonly options: NetworkOptions;
+  readonly directory: AccountDirectory;
+  readonly log: EventLog;
+  readonly stats: NetworkStats;
+  readonly #clock: SimClock;
+  readonly #workload: Workload;
+  readonly #truth = new GroundTruthBuilder();
+  readonly #attackerKey: Uint8Array;
+  readonly #faultRng: Rng;
+  #seq = 0;
+  #lastSeqFrame: Uint8Array | null = null;
+
+  constructor(options: NetworkOptions) {
+    this.options = options;
+    this.directory = new AccountDirectory(options.seed, options.accounts);
+    this.log = new EventLog(options.retain);
+    this.#clock = new SimClock(options.epochMs);
+    this.#workload = new Workload(Rng.derive(options.seed, 'workload'), this.directory, this.#clock, options);
+    this.#faultRng = Rng.derive(options.seed, 'faults');
+    this.#attackerKey = privateKeyFrom(new TextEncoder().encode(`aqueduct-sim/attacker/${options.seed}`));
+    this.stats = {
+      commits: 0,
+      acceptedCommits: 0,
+      newAccountCommits: 0,
+      ops: 0,
+      identity: 0,
+      account: 0,
+      sync: 0,
+      frames: 0,
+      faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>,
+    };
+  }
+
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
+  groundTruth(): GroundTruth {
+    return this.#truth.result();
+  }
+
+  /** Generates one commit and whatever the workload planned around it. */
+  step(): void {
+    for (const plan of this.#workload.step()) this.#execute(plan);
+  }
+
+  #append(frame: Uint8Array, seq: number | null): void {
+    this.log.append(frame, seq);
+    this.stats.frames++;
+    if (seq !== null) {
+      this.#lastSeqFrame = frame;
+      this.#truth.noteSeq(seq);
+    }
+  }
+
+  #execute(plan: Planned): void {
+    switch (plan.kind) {
+      case 'commit':
+        return this.#commit(plan.account, plan.ops, plan.fault, plan.firstCommit);
+      case 'identity': {
+        const handle = this.directory.rename(plan.account);
+        const seq = ++this.#seq;
+        this.#append(identityFrame({ seq, did: plan.account.did, time: this.#clock.iso(), handle }), seq);
+        this.#truth.applyIdentity(plan.account.did, handle);
+        this.stats.identity++;
+        return;
+      }
+      case 'account': {
+        const { account, status } = plan;
+        account.status = status;
+        const seq = ++this.#seq;
+        const time = this.#clock.iso();
+        this.#append(
+          accountFrame(status === 'active' ? { seq, did: account.did, time, active: true } : { seq, did: account.did, time, active: false, status }),
+          seq,
+        );
+        this.#truth.applyAccount(account.did, status === 'active' ? undefined : status);
+        this.stats.account++;
+        return;
+      }
+      case 'sync': {
+        const head = plan.account.repo.head;
+        const rev = plan.account.repo.rev;
+        if (head === null || rev === null) return;
+        const seq = ++this.#seq;
+        this.#append(syncFrame({ seq, did: plan.account.did, blocks: encodeCar(head.cid, [head]), rev, time: this.#clock.iso() }), seq);
+        this.stats.sync++;
+        return;
+      }
+      case 'garbage':
+        this.#append(plan.bytes, null);
+        this.stats.faults.malformed++;
+        return;
+      case 'truncated': {
+        const last = this.#lastSeqFrame;
+        if (last === null || last.length < 2) return;
+        this.#append(last.slice(0, 1 + this.#faultRng.int(last.length - 1)), null);
+        this.stats.faults.malformed++;
+        return;
+      }
+      case 'duplicate':
+        if (this.#lastSeqFrame === null) return;
+        this.#append(this.#lastSeqFrame, null);
+        this.stats.faults.duplicate++;
+        return;
+      case 'replay': {
+        const position = this.log.end - plan.back;
+        const frame = position >= this.log.start ? this.log.at(position) : undefined;
+        if (frame === undefined) return;
+        this.#append(frame, null);
+        this.stats.faults.replay++;
+        return;
+      }
+    }
+  }
+
+  #commit(account: Account, ops: readonly RepoOp[], fault: CommitFault | null, firstCommit: boolean): void {
+    const forged = fault === 'badSignature' || fault === 'badCar';
+    const rev = this.#clock.tid(account.clockId);
+    const written = account.repo.write(ops, rev, fault === 'badSignature' ? this.#attackerKey : account.privateKey, !forged);
+    let blocks = written.car;
+    if (fault === 'badCar') {
+      // keep the CAR header, then garble the block section
+      blocks = written.car.slice();
+      const from = Math.min(blocks.length - 1, 60);
+      for (let i = from; i < blocks.length; i++) blocks[i] = this.#faultRng.int(256);
+    }
+    const opBodies: CommitOpBody[] = written.ops.map((op) => {
+      const body: CommitOpBody = { action: op.action, path: op.path, cid: op.cid === null ? null : link(op.cid) };
+      if (op.prev !== null) body.prev = link(op.prev);
+      return body;
+    });
+    const seq = ++this.#seq;
+    this.#append(
+      commitFrame({
+        seq,
+        rebase: false,
+        tooBig: false,
+        repo: account.did,
+        commit: link(written.commit.cid),
+        rev: written.rev,
+        since: written.since,
+        blocks,
+        ops: opBodies,
+        blobs: [],
+        prevData: link(written.prevData),
+        time: this.#clock.iso(),
+      }),
+      seq,
+    );
+    this.stats.commits++;
+    this.stats.ops += ops.length;
+    if (fault === 'badCar') this.stats.faults.malformed++;
+    else if (fault !== null) this.stats.faults[fault]++;
+    if (forged) return;
+    this.stats.acceptedCommits++;
+    if (firstCommit) {
+      this.stats.newAccountCommits++;
+      // the DID document's handle, as an indexer resolving identities would learn it
+      this.#truth.applyIdentity(account.did, account.handle);
+    }
+    const truthOps: TruthOp[] = ops.map((op) => ({ action: op.action, collection: op.collection, rkey: op.rkey, record: op.record ?? null }));
+    this.#truth.applyCommit(account.did, truthOps);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * One simulated account's repository: its MST, its records and its signed head commit.
+ *
+ * Owns: the current MST root, the live record blocks by path, and the current commit.
+ * Promises: `write` produces a real atproto v3 commit `{did, version: 3, data, rev, prev: null, sig}`
+ * signed over the DAG-CBOR of the unsigned commit, plus the CAR slice a PDS sends: the commit, every
+ * MST node the write created, the untouched nodes on the ops' key paths (enough to invert the ops
+ * against `prevData`), and the new record blocks. With `persist: false` the repo stays exactly as it
+ * was (used for forged commits a correct consumer must reject): MST nodes are immutable, so
+ * dropping the new root is the whole rollback.
+ */
+import * as CBOR from '@atcute/cbor';
+import { cborBlock, encodeCar, link, type Block } from './block.ts';
+import { sign } from './k256.ts';
+import { EMPTY_NODE, collectPath, freshNodes, mstDelete, mstNodes, mstPut, type MstNode } from './mst.ts';
+
+export type OpAction = 'create' | 'update' | 'delete';
+
+export interface RepoOp {
+  readonly action: OpAction;
+  readonly collection: string;
+  readonly rkey: string;
+  /** the record value for create and update; ignored for delete */
+  readonly record?: unknown;
+}
+
+export interface WrittenOp {
+  readonly action: OpAction;
+  readonly path: string;
+  /** raw CID bytes of the new record (null for delete) */
+  readonly cid: Uint8Array | null;
+  /** raw CID bytes of the record this op replaced or deleted */
+  readonly prev: Uint8Array | null;
+}
+
+export interface WrittenCommit {
+  readonly commit: Block;
+  readonly rev: string;
+  readonly since: string | null;
+  /** MST root before the write */
+  readonly prevData: Uint8Array;
+  /** MST root after the write */
+  readonly data: Uint8Array;
+  readonly ops: readonly WrittenOp[];
+  /** CAR v1 slice, root = commit */
+  readonly car: Uint8Array;
+}
+
+const nodeBlock = (node: MstNode): Block => ({ cid: node.cid, bytes: node.bytes });
+
+export class SimRepo {
+  readonly did: string;
+  #root: MstNode = EMPTY_NODE;
+  #records = new Map<string, Block>();
+  #head: Block | null = null;
+  #rev: string | null = null;
+  #writes = 0;
+
+  constructor(did: string) {
+    this.did = did;
+  }
+
+  get head(): Block | null {
+    return this.#head;
+  }
+
+  get rev(): string | null {
+    return this.#rev;
+  }
+
+  /** MST root CID bytes */
+  get data(): Uint8Array {
+    return this.#root.cid;
+  }
+
+  get recordCount(): number {
+    return this.#records.size;
+  }
+
+  getRecord(collection: string, rkey: string): Block | undefined {
+    return this.#records.get(`${collection}/${rkey}`);
+  }
+
+  /** Applies `ops` in order, signs with `privateKey`, and returns the commit and its CAR slice. */
+  write(ops: readonly RepoOp[], rev: string, privateKey: Uint8Array, persist: boolean): WrittenCommit {
+    const birth = ++this.#writes;
+    const oldRoot = this.#root;
+    const pending = new Map<string, Block | null>();
+    const recordBlocks = new Map<string, Block>();
+    const written: WrittenOp[] = [];
+    let root = oldRoot;
+    for (const op of ops) {
+      const path = `${op.collection}/${op.rkey}`;
+      const before = pending.has(path) ? pending.get(path)! : (this.#records.get(path) ?? null);
+      if (op.action === 'delete') {
+        root = mstDelete(root, path, birth);
+        pending.set(path, null);
+        written.push({ action: 'delete', path, cid: null, prev: before?.cid ?? null });
+      } else {
+        const block = cborBlock(op.record);
+        root = mstPut(root, path, block.cid, birth);
+        pending.set(path, block);
+        recordBlocks.set(path, block);
+        written.push({ action: op.action, path, cid: block.cid, prev: before?.cid ?? null });
+      }
+    }
+
+    const nodes = new Set<MstNode>(freshNodes(root, birth));
+    nodes.add(root);
+    for (const op of ops) collectPath(root, `${op.collection}/${op.rkey}`, nodes);
+
+    const data = root.cid;
+    const unsigned = { did: this.did, version: 3, data: link(data), rev, prev: null };
+    const sig = sign(CBOR.encode(unsigned), privateKey);
+    const commit = cborBlock({ ...unsigned, sig: CBOR.toBytes(sig) });
+    const blocks: Block[] = [commit];
+    for (const node of nodes) blocks.push(nodeBlock(node));
+    for (const [path, block] of recordBlocks) if (pending.get(path) === block) blocks.push(block);
+    const car = encodeCar(commit.cid, blocks);
+
+    const result: WrittenCommit = { commit, rev, since: this.#rev, prevData: oldRoot.cid, data, ops: written, car };
+    if (persist) {
+      for (const [path, block] of pending) {
+        if (block === null) this.#records.delete(path);
+        else this.#records.set(path, block);
+      }
+      this.#root = root;
+      this.#head = commit;
+      this.#rev = rev;
+    }
+    return result;
+  }
+
+  /** Every block of the current repo (commit, MST nodes, records), for getRepo. Null before the first commit. */
+  exportCar(): Uint8Array<ArrayBuffer> | null {
+    const head = this.#head;
+    if (head === null) return null;
+    const blocks: Block[] = [head];
+    for (const node of mstNodes(this.#root)) blocks.push(nodeBlock(node));
+    blocks.push(...this.#records.values());
+    return encodeCar(head.cid, blocks);
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * "A network in a box": relay firehose, PLC directory and PDS read endpoints on one port.
+ *
+ * Owns: the listening socket, subscribers and their cursors, pacing, and when events are generated.
+ * Promises:
+ * - `subscribeRepos` without a cursor is live (events released from now on); with `cursor=N` every
+ *   retained frame after seq N is replayed in order, then it continues live; `N` above the last
+ *   released seq gets an error frame `FutureCursor` and the socket is closed; a cursor older than
+ *   the retention window gets `#info OutdatedCursor` and starts at the oldest retained frame.
+ * - `rate` > 0 releases that many commits (with the events planned around them) per second;
+ *   `rate` 0 releases as fast as subscribers read. Either way a subscriber is only written to while
+ *   its socket accepts data (`send` backpressure, resumed on `drain`), so nothing buffers without
+ *   bound. After `commits` commits the simulator idles with sockets open.
+ * - `pregenerate` builds every event before `startSimulator` resolves, so a benchmark measures the
+ *   consumer, not the generator; otherwise events are generated just ahead of demand.
+ * - Output depends only on the options (seed included), never on timing or on who is connected.
+ */
+import type { Server, ServerWebSocket } from 'bun';
+import { errorFrame, infoFrame } from './frames.ts';
+import type { GroundTruth } from './ground-truth.ts';
+import { DEFAULT_EPOCH_MS } from './clock.ts';
+import { Network, type NetworkStats } from './network.ts';
+import { handleHttp } from './routes.ts';
+import { Rng } from './rng.ts';
+import { FAULT_KINDS, type FaultRates } from './workload.ts';
+
+export interface SimulatorOptions {
+  /** 0 = any free port (default 0; the CLI defaults to SIM_PORT or 2470) */
+  port?: number;
+  hostname?: string;
+  seed?: string | number;
+  /** account pool size (default 1000) */
+  accounts?: number;
+  /** commits to generate before idling (default 10_000) */
+  commits?: number;
+  /** share (0..1) of commits written by an account's first commit (default 0.1; 1 = new-user storm) */
+  newAccountShare?: number;
+  /** commits released per second; 0 = as fast as subscribers read (default 0) */
+  rate?: number;
+  /** per-commit probabilities of each fault (default all 0) */
+  faults?: Partial<FaultRates>;
+  /** #identity / #account / #sync events per commit (default 0) */
+  identityShare?: number;
+  accountShare?: number;
+  syncShare?: number;
+  /** generate everything before resolving (default false) */
+  pregenerate?: boolean;
+  /** frames kept for cursor replay (default: all) */
+  retain?: number;
+  /** simulated clock start, ms since epoch (default 2025-01-01T00:00:00Z) */
+  epochMs?: number;
+  /** per-subscriber send buffer before waiting for drain, bytes (default 1 MiB) */
+  backpressureBytes?: number;
+  /** PLC directory faults for identity tests: share of 500 answers, and a delay per answer */
+  plc?: { errorRate?: number; delayMs?: number };
+}
+
+export interface Simulator {
+  /** http base URL (PLC directory and PDS) */
+  readonly url: string;
+  /** ws URL of com.atproto.sync.subscribeRepos */
+  readonly wsUrl: string;
+  readonly port: number;
+  /** frames written to subscriber sockets so far */
+  readonly eventsSent: number;
+  /** highest seq released to subscribers */
+  readonly lastSeq: number;
+  /** commits generated so far (the `commits` option counts these) */
+  readonly commitsGenerated: number;
+  /** frames released so far (a consumer reading from cursor 0 receives this many once all are out) */
+  readonly framesReleased: number;
+  readonly stats: NetworkStats;
+  readonly network: Network;
+  /** The ground truth over everything generated so far (see ground-truth.ts). */
+  groundTruth(): GroundTruth;
+  /** Resolves when all `commits` are generated; rejects if generation failed. */
+  generated(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface SubscriberData {
+  cursor: number | null;
+  next: number;
+  blocked: boolean;
+  open: boolean;
+}
+
+type Socket = ServerWebSocket<SubscriberData>;
+
+const BATCH = 256;
+const PUMP_BUDGET = 4096;
+const LOOKAHEAD = 1024;
+const SUBSCRIBE_PATH = '/xrpc/com.atproto.sync.subscribeRepos';
+
+const share = (name: string, value: number | undefined, fallback: number): number => {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v < 0 || v > 1) throw new RangeError(`${name} must be within 0..1, got ${v}`);
+  return v;
+};
+
+const count = (name: string, value: number | undefined, fallback: number, min = 0): number => {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v < min || (Number.isInteger(fallback) && !Number.isInteger(v))) {
+    throw new RangeError(`${name} must be a number >= ${min}, got ${v}`);
+  }
+  return v;
+};
+
+const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator> => {
+  const faults = {} as FaultRates;
+  for (const kind of FAULT_KINDS) faults[kind] = share(`faults.${kind}`, options.faults?.[kind], 0);
+  const contentFaults = faults.badSignature + faults.unknownCollection + faults.invalidRecord;
+  if (contentFaults > 1) throw new RangeError('badSignature + unknownCollection + invalidRecord must not exceed 1');
+  const total = count('commits', options.commits, 10_000);
+  const rate = count('rate', options.rate, 0);
+  const seed = String(options.seed ?? 1);
+  const network = new Network({
+    seed,
+    accounts: count('accounts', options.accounts, 1000, 1),
+    newAccountShare: share('newAccountShare', options.newAccountShare, 0.1),
+    faults,
+    identityShare: share('identityShare', options.identityShare, 0),
+    accountShare: share('accountShare', options.accountShare, 0),
+    syncShare: share('syncShare', options.syncShare, 0),
+    retain: count('retain', options.retain, Number.MAX_SAFE_INTEGER, 1),
+    epochMs: count('epochMs', options.epochMs, DEFAULT_EPOCH_MS),
+  });
+  const log = network.log;
+  const plcErrorRate = share('plc.errorRate', options.plc?.errorRate, 0);
+  const plcDelayMs = count('plc.delayMs', options.plc?.delayMs, 0);
+  const plcRng = Rng.derive(seed, 'plc');
+
+  const subscribers = new Set<Socket>();
+  /** log position after each generated commit's events */
+  const stepEnds: number[] = [];
+  let released = 0;
+  let eventsSent = 0;
+  let stopped = false;
+  let failure: unknown = null;
+  let running: Promise<void> | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let pumpScheduled = false;
+  const startedAt = performance.now();
+  const done = Promise.withResolvers<void>();
+  // generated() may be awaited late or never; don't turn a failure into an unhandled rejection here
+  done.promise.catch(() => {});
+
+  const releasedSeq = (): number => (released === 0 ? 0 : (log.markAt(released - 1) ?? log.lastSeq));
+
+  const generate = (n: number): void => {
+    for (let i = 0; i < n && stepEnds.length < total; i++) {
+      network.step();
+      stepEnds.push(log.end);
+    }
+    if (stepEnds.length >= total) done.resolve();
+  };
+
+  /** Commits that should be out by now, when paced. */
+  const dueSteps = (): number => Math.min(total, Math.floor(((performance.now() - startedAt) / 1000) * rate));
+
+  const release = (): void => {
+    if (rate === 0) released = log.end;
+    else {
+      const due = Math.min(dueSteps(), stepEnds.length);
+      released = due === 0 ? log.start : Math.max(released, stepEnds[due - 1]!);
+    }
+  };
+
+  const wantsMore = (): boolean => {
+    if (stopped || stepEnds.length >= total) return false;
+    if (rate > 0) return stepEnds.length < dueSteps();
+    for (const ws of subscribers) {
+      if (ws.data.open && !ws.data.blocked && ws.data.next + LOOKAHEAD >= log.end) return true;
+    }
+    return false;
+  };
+
+  const pump = (ws: Socket): void => {
+    const sub = ws.data;
+    let budget = PUMP_BUDGET;
+    while (sub.open && !sub.blocked && sub.next < released && budget-- > 0) {
+      if (sub.next < log.start) {
+        // fell behind the retention window: say so, then carry on from the oldest frame kept
+        ws.send(infoFrame({ name: 'OutdatedCursor', message: 'consumer fell behind the retained window' }));
+        sub.next = log.start;
+        continue;
+      }
+      const frame = log.at(sub.next)!;
+      const result = ws.send(frame);
+      if (result === 0) {
+        sub.open = false;
+        break;
+      }
+      sub.next++;
+      eventsSent++;
+      if (result === -1) sub.blocked = true;
+    }
+  };
+
+  const pumpAll = (): void => {
+    pumpScheduled = false;
+    release();
+    let more = false;
+    for (const ws of subscribers) {
+      pump(ws);
+      if (ws.data.open && !ws.data.blocked && ws.data.next < released) more = true;
+    }
+    if (more) schedulePump();
+    kick();
+  };
+
+  function schedulePump(): void {
+    if (pumpScheduled || stopped) return;
+    pumpScheduled = true;
+    setImmediate(pumpAll);
+  }
+
+  const run = async (): Promise<void> => {
+    while (wantsMore()) {
+      generate(rate > 0 ? Math.min(BATCH, dueSteps() - stepEnds.length) : BATCH);
+      release();
+      for (const ws of subscribers) pump(ws);
+      await nextTick();
+    }
+  };
+
+  function kick(): void {
+    if (running !== null || stopped || failure !== null) return;
+    if (!wantsMore()) {
+      // paced: come back when the next commit is due
+      if (rate > 0 && dueSteps() < total && timer === null) {
+        timer = setTimeout(() => {
+          timer = null;
+          pumpAll();
+        }, Math.min(20, Math.max(1, Math.ceil(1000 / rate))));
+      }
+      return;
+    }
+    running = run()
+      .catch((err: unknown) => {
+        failure = err;
+        done.reject(new Error('simulator: event generation failed', { cause: err }));
+        console.error('simulator: event generation failed', err);
+      })
+      .finally(() => {
+        running = null;
+        if (!stopped && failure === null) schedulePump();
+      });
+  }
+
+  if (options.pregenerate === true) {
+    while (stepEnds.length < total) {
+      generate(BATCH * 4);
+      await nextTick();
+    }
+  }
+  if (total === 0) done.resolve();
+
+  const server: Server<SubscriberData> = Bun.serve<SubscriberData>({
+    port: count('port', options.port, 0),
+    hostname: options.hostname ?? '127.0.0.1',
+    fetch: async (request, srv) => {
+      const url = new URL(request.url);
+      if (url.pathname === SUBSCRIBE_PATH) {
+        const text = url.searchParams.get('cursor');
+        const cursor = text === null || text === '' ? null : Number(text);
+        if (cursor !== null && (!Number.isSafeInteger(cursor) || cursor < 0)) {
+          return Response.json({ error: 'InvalidRequest', message: 'cursor must be a non-negative integer' }, { status: 400 });
+        }
+        if (srv.upgrade(request, { data: { cursor, next: 0, blocked: false, open: true } })) return undefined;
+        return Response.json({ error: 'InvalidRequest', message: 'expected a WebSocket upgrade' }, { status: 400 });
+      }
+      if (DID_REQUEST.test(url.pathname) && (plcDelayMs > 0 || plcErrorRate > 0)) {
+        if (plcDelayMs > 0) await Bun.sleep(plcDelayMs);
+        if (plcRng.chance(plcErrorRate)) return Response.json({ message: 'simulated PLC failure' }, { status: 500 });
+      }
+      return handleHttp(network, request, baseUrl);
+    },
+    websocket: {
+      backpressureLimit: count('backpressureBytes', options.backpressureBytes, 1 << 20, 1),
+      open(ws) {
+        release();
+        const sub = ws.data;
+        if (sub.cursor === null) {
+          sub.next = released;
+        } else if (sub.cursor > releasedSeq()) {
+          ws.send(errorFrame('FutureCursor', 'Cursor in the future.'));
+          sub.open = false;
+          ws.close(1008, 'FutureCursor');
+          return;
+        } else {
+          if (log.firstSeq > 0 && sub.cursor < log.firstSeq - 1) {
+            ws.send(infoFrame({ name: 'OutdatedCursor', message: 'Requested cursor exceeded limit. Possibly missing events' }));
+          }
+          sub.next = Math.min(log.startAfter(sub.cursor), released);
+        }
+        subscribers.add(ws);
+        schedulePump();
+      },
+      message() {
+        // subscribers have nothing to say
+      },
+      drain(ws) {
+        ws.data.blocked = false;
+        schedulePump();
+      },
+      close(ws) {
+        ws.data.open = false;
+        subscribers.delete(ws);
+      },
+    },
+  });
+
+  const port = server.port ?? 0;
+  const host = server.hostname ?? '127.0.0.1';
+  const baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  release();
+  kick();
+
+  return {
+    url: baseUrl,
+    wsUrl: `${baseUrl.replace(/^http/, 'ws')}${SUBSCRIBE_PATH}`,
+    port,
+    get eventsSent() {
+      return eventsSent;
+    },
+    get lastSeq() {
+      return releasedSeq();
+    },
+    get commitsGenerated() {
+      return stepEnds.length;
+    },
+    get framesReleased() {
+      return released;
+    },
+    stats: network.stats,
+    network,
+    groundTruth: () => network.groundTruth(),
+    generated: () => done.promise,
+    async stop() {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+      if (running !== null) await running;
+      await server.stop(true);
+    },
+  };
+};
+
+const DID_REQUEST = /^\/did:/;

@@ -1,0 +1,37 @@
+import { describe, expect, test } from 'bun:test';
+import { parseCli, parseFaults } from '../../src/sim/cli.ts';
+
+describe('cli arguments', () => {
+  test('defaults, with SIM_PORT', () => {
+    const { options, expect: file } = parseCli([], { SIM_PORT: '9999' });
+    expect(options.port).toBe(9999);
+    expect(options.commits).toBe(100000);
+    expect(options.seed).toBe('1');
+    expect(file).toBeNull();
+  });
+
+  test('every flag', () => {
+    const { options, expect: file } = parseCli(
+      ['--port', '0', '--seed', 'x', '--accounts', '20000', '--commits', '200000', '--rate', '500', '--new-share', '1',
+        '--faults', 'malformed=0.01,badSignature=0.02', '--identity-share', '0.01', '--account-share', '0.001', '--sync-share', '0',
+        '--retain', '1000', '--pregenerate', '--expect', '/tmp/x.json'],
+      { SIM_PORT: '9999' },
+    );
+    expect(options).toMatchObject({ port: 0, seed: 'x', accounts: 20000, commits: 200000, rate: 500, newAccountShare: 1, identityShare: 0.01, accountShare: 0.001, syncShare: 0, retain: 1000, pregenerate: true });
+    expect(options.faults).toEqual({ malformed: 0.01, badSignature: 0.02 });
+    expect(file).toBe('/tmp/x.json');
+  });
+
+  test.each(['bogus=0.1', 'malformed', 'malformed=', 'malformed=abc', 'malformed=0.1=2', '=0.1'])('rejects fault spec %p', (spec) => {
+    expect(() => parseFaults(spec)).toThrow(RangeError);
+  });
+
+  test('accepts an empty fault list and stray commas', () => {
+    expect(parseFaults('')).toEqual({});
+    expect(parseFaults('duplicate=0.5,,replay=0')).toEqual({ duplicate: 0.5, replay: 0 });
+  });
+
+  test.each([[['--port', 'abc']], [['--commits', '']], [['--unknown']], [['positional']]])('rejects %j', (argv) => {
+    expect(() => parseCli(argv, {})).toThrow();
+  });
+});
