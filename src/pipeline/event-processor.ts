@@ -8,10 +8,17 @@
  * the version we may have indexed) and is counted. When the signing key cannot be fetched for a reason that
  * may pass (the PLC directory is down), the commit is indexed and counted as unverified rather
  * than lost: the relay has already checked it, and ingestion must not stop with the directory.
+ *
+ * The revision guard: a commit whose rev is not above the last rev indexed for its repo is stale
+ * (a replay from another relay or an older cursor) and skipped as 'stale-rev'. The last rev is
+ * recorded only after the commit verified, so a forged commit cannot fence off the real ones;
+ * `#sync` resets it to the rev it announces. The guard is a bounded in-memory map: after a restart
+ * replays are still harmless because every write is idempotent.
  */
 import { CommitReadError, readCommit } from '../firehose/commit-reader.ts';
 import type { Frame } from '../firehose/frame-decoder.ts';
 import type { SigningKeyCache } from '../firehose/signing-keys.ts';
+import { LruCache } from '../identity/lru-cache.ts';
 import { parseRecord, tableOf } from './collections.ts';
 import type { AccountStatus, IndexEvent, RecordOp } from './events.ts';
 import type { IngestStats } from './ingest-stats.ts';
@@ -26,9 +33,13 @@ export interface EventProcessorOptions {
 
 const ACCOUNT_STATUSES: ReadonlySet<string> = new Set(['deactivated', 'takendown', 'suspended', 'deleted', 'desynchronized', 'throttled']);
 
+const REV_GUARD_ENTRIES = 200_000;
+const NO_EXPIRY_MS = Number.MAX_SAFE_INTEGER;
+
 export class EventProcessor {
   readonly #keys: SigningKeyCache | null;
   readonly #stats: IngestStats;
+  readonly #revs = new LruCache<string, string>({ maxEntries: REV_GUARD_ENTRIES, ttlMs: NO_EXPIRY_MS });
 
   constructor(options: EventProcessorOptions) {
     this.#keys = options.signingKeys;
@@ -49,6 +60,7 @@ export class EventProcessor {
         return { kind: 'account', seq: frame.seq, time: frame.time, did: frame.did, status };
       }
       case 'sync':
+        this.#revs.set(frame.did, frame.rev);
         return { kind: 'sync', seq: frame.seq, time: frame.time, did: frame.did };
       case 'unknown':
         this.#stats.reject('unknown-event-type');
@@ -60,6 +72,11 @@ export class EventProcessor {
     const skipped: IndexEvent = { kind: 'skipped', seq: frame.seq, time: frame.time };
     if (frame.tooBig) {
       this.#stats.reject('too-big');
+      return skipped;
+    }
+    const lastRev = this.#revs.get(frame.repo);
+    if (lastRev !== undefined && frame.rev <= lastRev) {
+      this.#stats.reject('stale-rev');
       return skipped;
     }
     let read;
@@ -78,6 +95,7 @@ export class EventProcessor {
       }
       if (outcome === 'key-unavailable') this.#stats.unverifiedCommits++;
     }
+    this.#revs.set(frame.repo, frame.rev);
 
     const ops: RecordOp[] = [];
     for (const op of frame.ops) {
