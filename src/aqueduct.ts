@@ -11,9 +11,12 @@ import { dirname, join } from 'node:path';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { createApp } from './api/app.ts';
+import { MetricsService } from './api/metrics/metrics-service.ts';
 import { Database } from './db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { loadMigrations, migrate, pendingMigrations } from './db/migrator.ts';
+import { embeddedPostgresSettings } from './db/postgres-settings.ts';
+import { RecentErrors, recordingLogger } from './lib/recent-errors.ts';
 import { startIngester, type Ingester } from './pipeline/ingester.ts';
 
 export interface Aqueduct {
@@ -32,7 +35,10 @@ export interface AqueductHooks {
 
 const READINESS_TIMEOUT_MS = 2_000;
 
-export async function startAqueduct(config: Config, log: Logger, hooks: AqueductHooks = {}): Promise<Aqueduct> {
+export async function startAqueduct(config: Config, baseLog: Logger, hooks: AqueductHooks = {}): Promise<Aqueduct> {
+  // Every warning and error also lands in the dashboard's "last errors" tile.
+  const recentErrors = new RecentErrors();
+  const log = recordingLogger(baseLog, recentErrors);
   const cleanups: Array<() => Promise<void>> = [];
   const stop = once(async () => {
     for (const cleanup of cleanups.reverse()) {
@@ -46,7 +52,7 @@ export async function startAqueduct(config: Config, log: Logger, hooks: Aqueduct
       const embedded: EmbeddedPostgres = await startEmbeddedPostgres({
         dataDir: config.dataDir,
         binDir: config.postgresBinDir,
-        settings: { max_connections: Math.max(100, config.dbPoolSize + 20) },
+        settings: embeddedPostgresSettings(Math.max(100, config.dbPoolSize + 20)),
         log,
       });
       cleanups.push(() => embedded.stop());
@@ -71,8 +77,13 @@ export async function startAqueduct(config: Config, log: Logger, hooks: Aqueduct
       });
     }
 
+    const metrics = new MetricsService({ db, ingest: ingester, identityWorker: null, config, recentErrors });
+    metrics.start();
+    cleanups.push(async () => metrics.stop());
+
     const app = createApp({
       log,
+      metrics,
       readiness: {
         database: () => withTimeout(db.run((sql) => sql`select 1`).then(() => ({ ok: true })), 'the database did not answer'),
         migrations: async () => {

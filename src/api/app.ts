@@ -6,16 +6,26 @@
  */
 import { Elysia } from 'elysia';
 import type { Logger } from '../log.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import { errorHandling } from './errors.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
+import type { MetricsService } from './metrics/metrics-service.ts';
+import { metricsRoutes } from './metrics/routes.ts';
 
 export interface AppServices {
   readonly log: Logger;
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
+  /** The metrics endpoints, /metrics and the dashboard; left out by tests of other concerns. */
+  readonly metrics?: MetricsService;
 }
 
 export function createApp(services: AppServices) {
-  return new Elysia().use(errorHandling(services.log)).use(healthRoutes(services.readiness));
+  const { metrics } = services;
+  return new Elysia()
+    .use(errorHandling(services.log))
+    .use(healthRoutes(services.readiness))
+    .use(metrics ? metricsRoutes(metrics) : new Elysia())
+    .use(metrics ? dashboardRoutes(metrics) : new Elysia());
 }
 
 export type App = ReturnType<typeof createApp>;

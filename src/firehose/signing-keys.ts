@@ -85,6 +85,11 @@ export class SigningKeyCache {
     return promise;
   }
 
+  /** Whether `get(did)` would answer from memory, without a request. */
+  has(did: string): boolean {
+    return this.#cache.get(did) !== undefined || this.#inflight.has(did);
+  }
+
   invalidate(did: string): void {
     this.#cache.delete(did);
     this.#inflight.delete(did);

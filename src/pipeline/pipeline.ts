@@ -110,6 +110,7 @@ export class Pipeline {
     if (this.queueDepth >= this.#queueLimit) return 'full';
     this.#lastAcceptedSeq = frame.seq;
     this.#queue.push({ seq: frame.seq, frame, event: null });
+    this.#options.processor.prefetch(frame);
     this.#processMore();
     return 'accepted';
   }

@@ -1,0 +1,368 @@
+/**
+ * `bun run bench -- --scenario <name> [--commits N] [--json FILE]`: the ingestion benchmark.
+ *
+ * Starts a fresh database (an embedded PostgreSQL in a temporary folder, or a new database on
+ * the server DATABASE_URL names), the simulator in its own process (frames generated before the
+ * clock starts, except for paced scenarios), and the real ingester as `bun run start` runs it
+ * (`src/main.ts`, in its own process). The clock runs from the ingester's start until the stored
+ * cursor reaches the simulator's last seq. CPU is read from /proc for the ingester and for every
+ * PostgreSQL process; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit time minus
+ * the time the simulator released the event (its pace is known). Prints a table; `--json` writes
+ * the same figures.
+ */
+import { parseArgs } from 'node:util';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts';
+import { createLogger } from '../src/log.ts';
+import { embeddedPostgresSettings } from '../src/db/postgres-settings.ts';
+
+interface Scenario {
+  readonly description: string;
+  readonly commits: number;
+  readonly accounts: number;
+  readonly newShare: number;
+  /** commits per second; 0 = as fast as the ingester reads */
+  readonly rate: number;
+  readonly verify: boolean;
+  readonly poolSize: number;
+  /** synthetic records loaded before the run */
+  readonly preloadRecords: number;
+}
+
+const FLOOD: Scenario = {
+  description: '200k commits from 20k accounts, as fast as the ingester reads, verification on',
+  commits: 200_000,
+  accounts: 20_000,
+  newShare: 0.1,
+  rate: 0,
+  verify: true,
+  poolSize: 32,
+  preloadRecords: 0,
+};
+
+const SCENARIOS: Record<string, Scenario> = {
+  flood: FLOOD,
+  'flood-noverify': { ...FLOOD, description: 'flood with VERIFY_COMMITS=false', verify: false },
+  storm: { ...FLOOD, description: 'every commit from a brand-new account', commits: 100_000, accounts: 100_000, newShare: 1 },
+  live: { ...FLOOD, description: '450 commits/s for 2 minutes', commits: 450 * 120, rate: 450 },
+  peak: { ...FLOOD, description: '2,000 commits/s for 10 minutes', commits: 2000 * 600, rate: 2000 },
+  'small-pool': { ...FLOOD, description: 'flood with DB_POOL_SIZE=8', poolSize: 8 },
+  'big-table': { ...FLOOD, description: 'flood after the database holds 10M records', preloadRecords: 10_000_000 },
+};
+
+const ROOT = join(import.meta.dir, '..');
+const log = createLogger('warn');
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    scenario: { type: 'string', default: 'flood' },
+    commits: { type: 'string' },
+    json: { type: 'string' },
+    'keep-data': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+const base = SCENARIOS[values.scenario ?? 'flood'];
+if (!base) {
+  console.error(`unknown scenario ${values.scenario}; one of: ${Object.keys(SCENARIOS).join(', ')}`);
+  process.exit(2);
+}
+const scenario: Scenario = values.commits ? scaled(base, Number(values.commits)) : base;
+
+const cleanups: Array<() => Promise<unknown>> = [];
+try {
+  const result = await run(values.scenario ?? 'flood', scenario);
+  printTable(result);
+  if (values.json) await writeFile(values.json, `${JSON.stringify(result, null, 2)}\n`);
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+}
+
+function scaled(scenario: Scenario, commits: number): Scenario {
+  if (!Number.isSafeInteger(commits) || commits < 1) throw new Error(`--commits expects a positive whole number, got ${commits}`);
+  const ratio = commits / scenario.commits;
+  return {
+    ...scenario,
+    commits,
+    accounts: Math.max(10, Math.round(scenario.accounts * ratio)),
+    preloadRecords: Math.round(scenario.preloadRecords * ratio),
+  };
+}
+
+async function run(name: string, scenario: Scenario) {
+  const databaseUrl = await freshDatabase();
+  if (scenario.preloadRecords) await preload(databaseUrl, scenario.preloadRecords);
+
+  const sim = await startSim(scenario);
+  const started = performance.now();
+  const ingester = Bun.spawn([process.execPath, join(ROOT, 'src/main.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      RELAY_URL: sim.relayUrl,
+      PLC_URL: sim.httpUrl,
+      FIREHOSE_START: '0',
+      VERIFY_COMMITS: String(scenario.verify),
+      DB_POOL_SIZE: String(scenario.poolSize),
+      PORT: '0',
+      LOG_LEVEL: 'info',
+    },
+    stdout: 'inherit',
+    stderr: 'pipe',
+  });
+  cleanups.push(async () => {
+    ingester.kill('SIGTERM');
+    await ingester.exited;
+  });
+  const ingesterUrl = followLog(ingester.stderr);
+
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  cleanups.push(() => sql.end({ timeout: 5 }));
+  const cpuStart = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()) };
+  const lags: number[] = [];
+  let cursor = 0;
+  let lastProgress = performance.now();
+  let lastCursor = -1;
+  while (cursor < sim.lastSeq) {
+    await Bun.sleep(scenario.rate ? 100 : 50);
+    if (ingester.exitCode !== null) throw new Error(`the ingester exited with ${ingester.exitCode}`);
+    const [row] = await sql<{ seq: number }[]>`select seq::int8 as seq from firehose_cursor`.catch(() => []);
+    cursor = Number(row?.seq ?? 0);
+    const now = performance.now();
+    if (scenario.rate && cursor > 0) {
+      // seq s is released at started + (s / eventsPerCommit) / rate seconds
+      lags.push(Math.max(0, now - started - (cursor / sim.eventsPerCommit / scenario.rate) * 1000));
+    }
+    if (cursor !== lastCursor) {
+      lastCursor = cursor;
+      lastProgress = now;
+    } else if (now - lastProgress > 120_000) {
+      throw new Error(`no progress for 2 minutes at seq ${cursor} of ${sim.lastSeq}`);
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpuEnd = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()) };
+  const peakRssMb = await peakRss(ingester.pid);
+
+  const [size] = await sql<{ bytes: number; commits: number }[]>`
+    select sum(pg_total_relation_size(c.oid))::int8 as bytes
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relkind in ('r', 'm')`;
+  const metrics = await ingesterMetrics(sql, await ingesterUrl);
+
+  return {
+    scenario: name,
+    description: scenario.description,
+    commits: scenario.commits,
+    ops: sim.ops,
+    seconds: round(seconds, 2),
+    commitsPerSec: Math.round(scenario.commits / seconds),
+    opsPerSec: Math.round(sim.ops / seconds),
+    lagP50Ms: scenario.rate ? Math.round(percentile(lags, 0.5)) : null,
+    lagP99Ms: scenario.rate ? Math.round(percentile(lags, 0.99)) : null,
+    cpuCoresIngester: round((cpuEnd.ingester - cpuStart.ingester) / seconds, 2),
+    cpuCoresPostgres: round((cpuEnd.postgres - cpuStart.postgres) / seconds, 2),
+    peakRssMb,
+    dbBytesPerCommit: scenario.preloadRecords ? null : Math.round(Number(size?.bytes ?? 0) / scenario.commits),
+    dropped: Math.max(0, sim.lastSeq - cursor),
+    rejected: metrics.rejected,
+    verify: scenario.verify,
+    poolSize: scenario.poolSize,
+    preloadRecords: scenario.preloadRecords,
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', runtime: `bun ${Bun.version}`, postgres: metrics.postgresVersion },
+    date: new Date().toISOString(),
+  };
+}
+
+async function freshDatabase(): Promise<string> {
+  const external = process.env.DATABASE_URL;
+  if (external) {
+    const name = `aqueduct_bench_${Date.now()}`;
+    const admin = postgres(external, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database ${name}`);
+    await admin.end();
+    const url = new URL(external);
+    url.pathname = `/${name}`;
+    cleanups.push(async () => {
+      const drop = postgres(external, { max: 1, onnotice: () => {} });
+      await drop.unsafe(`drop database if exists ${name} with (force)`);
+      await drop.end();
+    });
+    return url.href;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'aqueduct-bench-'));
+  await chmod(dir, 0o755);
+  const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: dir, log, settings: embeddedPostgresSettings(100) }); // as `bun run start` does
+  cleanups.push(async () => {
+    await server.stop();
+    if (!values['keep-data']) await rm(dir, { recursive: true, force: true });
+  });
+  return server.url;
+}
+
+async function preload(url: string, records: number): Promise<void> {
+  // The schema first: let the real migrator create it by starting the app once with no firehose.
+  const app = Bun.spawn([process.execPath, join(ROOT, 'src/main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: url, FIREHOSE_ENABLED: 'false', PORT: '0', LOG_LEVEL: 'warn' },
+  });
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  while (!(await sql`select to_regclass('likes') is not null as ok`.then(([row]) => row?.ok).catch(() => false))) await Bun.sleep(100);
+  app.kill('SIGTERM');
+  await app.exited;
+  const started = performance.now();
+  const actors = Math.max(1000, Math.round(records / 50));
+  await sql.unsafe(`set statement_timeout = 0`);
+  await sql.unsafe(`insert into actors (did) select 'did:plc:preload' || lpad(g::text, 17, '0') from generate_series(1, ${actors}) g`);
+  const likes = Math.round(records * 0.6);
+  const follows = Math.round(records * 0.2);
+  const posts = records - likes - follows;
+  await sql.unsafe(`
+    insert into posts (author_id, rkey, cid, created_at, text)
+    select 1 + g % ${actors}, lpad(to_hex(g), 13, '2'), 'bafyreipreload', now(), 'preloaded post ' || g
+    from generate_series(1, ${posts}) g`);
+  await sql.unsafe(`
+    insert into likes (author_id, rkey, subject_actor_id, subject_collection, subject_rkey, created_at)
+    select 1 + g % ${actors}, lpad(to_hex(g), 13, '3'), 1 + (g * 7) % ${actors}, 1, lpad(to_hex(g % ${posts} + 1), 13, '2'), now()
+    from generate_series(1, ${likes}) g`);
+  await sql.unsafe(`
+    insert into follows (author_id, rkey, subject_actor_id, created_at)
+    select 1 + g % ${actors}, lpad(to_hex(g), 13, '4'), 1 + (g * 13) % ${actors}, now()
+    from generate_series(1, ${follows}) g`);
+  await sql.unsafe('vacuum analyze');
+  await sql.end();
+  console.error(`preloaded ${records} records in ${Math.round((performance.now() - started) / 1000)} s`);
+}
+
+/**
+ * Two simulator processes with the same seed and options: one is the relay, the other the PLC
+ * directory (their accounts and keys are the same, being generated from the same seed). In the
+ * real network the directory is not the relay; one process doing both would make directory
+ * answers wait behind the relay's sending loop and measure the simulator, not the ingester.
+ */
+async function startSim(scenario: Scenario) {
+  const [relay, directory] = await Promise.all([startSimProcess(scenario), startSimProcess(scenario)]);
+  // Without faults or lifecycle events every event is a commit: seq N is the N-th commit.
+  return { httpUrl: directory, relayUrl: relay.replace(/^http/, 'ws'), lastSeq: scenario.commits, eventsPerCommit: 1, ops: scenario.commits };
+}
+
+async function startSimProcess(scenario: Scenario): Promise<string> {
+  const port = await freePort();
+  const args = [
+    process.execPath, join(ROOT, 'src/sim/cli.ts'),
+    '--port', String(port), '--seed', '1',
+    '--accounts', String(scenario.accounts), '--commits', String(scenario.commits),
+    '--new-share', String(scenario.newShare), '--rate', String(scenario.rate),
+  ];
+  if (!scenario.rate) args.push('--pregenerate');
+  const child = Bun.spawn(args, { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
+  cleanups.push(async () => {
+    child.kill('SIGTERM');
+    await child.exited;
+  });
+  const reader = child.stdout.getReader();
+  let text = '';
+  while (!text.includes('pds')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the simulator exited: ${text}`);
+    text += new TextDecoder().decode(value);
+  }
+  void (async () => {
+    while (!(await reader.read()).done) {
+      // drain
+    }
+  })();
+  return `http://127.0.0.1:${port}`;
+}
+
+async function ingesterMetrics(sql: postgres.Sql, url: string) {
+  const [version] = await sql<{ v: string }[]>`select current_setting('server_version') as v`;
+  const processor = (await (await fetch(`${url}/api/metrics/event-processor`)).json()) as { rejected: { total: number } };
+  return { postgresVersion: version?.v ?? 'unknown', rejected: processor.rejected.total };
+}
+
+/** Resolves with the ingester's HTTP URL from its log; echoes warnings and errors. */
+function followLog(stream: ReadableStream<Uint8Array>): Promise<string> {
+  return new Promise((resolve) => {
+    void (async () => {
+      const decoder = new TextDecoder();
+      let pending = '';
+      for await (const chunk of stream) {
+        pending += decoder.decode(chunk, { stream: true });
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          const url = /Aqueduct is serving url=(\S+)/.exec(line)?.[1];
+          if (url) resolve(url);
+          if (/ (WARN|ERROR) /.test(line)) console.error(line);
+        }
+      }
+    })();
+  });
+}
+
+async function cpuSeconds(pids: number[]): Promise<number> {
+  const ticks = 100; // USER_HZ
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
+    } catch {
+      // the process ended
+    }
+  }
+  return total;
+}
+
+async function postgresPids(): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const name = (await readFile(`/proc/${entry}/comm`, 'utf8')).trim();
+      if (name === 'postgres' || name.startsWith('postgres')) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+async function peakRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+function freePort(): Promise<number> {
+  const server = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return Promise.resolve(port);
+}
+
+function percentile(values: number[], q: number): number {
+  if (!values.length) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+function printTable(result: Record<string, unknown>): void {
+  const rows = Object.entries(result).filter(([key]) => key !== 'machine');
+  const width = Math.max(...rows.map(([key]) => key.length));
+  for (const [key, value] of rows) console.log(`${key.padEnd(width)}  ${value}`);
+  console.log(`${'machine'.padEnd(width)}  ${JSON.stringify(result.machine)}`);
+}
