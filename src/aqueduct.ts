@@ -1,7 +1,8 @@
 /**
  * Aqueduct as one object: start everything in order, stop everything in reverse.
  *
- * config -> database (embedded when DATABASE_URL is unset) -> migrations -> ingester -> HTTP.
+ * config -> database (embedded when DATABASE_URL is unset) -> migrations -> ingester -> identity
+ * worker -> metrics -> HTTP.
  * `main.ts` adds only process concerns (signals, exit codes); tests start a whole Aqueduct
  * in-process with this. `stop()` is idempotent and goes in reverse: HTTP, then the ingester
  * (which writes what it accepted), then the pool, then the embedded server.
@@ -18,6 +19,7 @@ import { loadMigrations, migrate, pendingMigrations } from './db/migrator.ts';
 import { embeddedPostgresSettings } from './db/postgres-settings.ts';
 import { RecentErrors, recordingLogger } from './lib/recent-errors.ts';
 import { startIngester, type Ingester } from './pipeline/ingester.ts';
+import { IdentityWorker } from './identity/identity-worker.ts';
 
 export interface Aqueduct {
   /** The HTTP base URL, e.g. http://127.0.0.1:5000 */
@@ -68,7 +70,9 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
 
     let ingester: Ingester | null = null;
     if (config.firehoseEnabled) {
-      const started = await startIngester(config, db, log);
+      // Relative to this file, which sits beside main.ts both in src/ and in a compiled binary
+      // (built with the worker as a second entry point, see package.json).
+      const started = await startIngester(config, db, log, { verifyWorkerUrl: new URL('./firehose/verify-worker.ts', import.meta.url) });
       ingester = started;
       cleanups.push(() => started.stop());
       started.done.catch((error: unknown) => {
@@ -77,7 +81,24 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       });
     }
 
-    const metrics = new MetricsService({ db, ingest: ingester, identityWorker: null, config, recentErrors });
+    // Handles, DID documents and profiles: drains identity_queue, never on the ingestion path.
+    const identity = new IdentityWorker({
+      db,
+      log,
+      plcUrl: config.plcUrl,
+      handleResolverUrl: config.handleResolverUrl,
+      maxConcurrent: config.maxConcurrentUserCreations,
+      refreshHours: config.identityRefreshHours,
+      plcRateLimit: config.plcRateLimit,
+    });
+    const identityDone = identity.start();
+    cleanups.push(() => identity.stop());
+    identityDone.catch((error: unknown) => {
+      log.error('identity worker failed', { error });
+      hooks.onFatal?.(error);
+    });
+
+    const metrics = new MetricsService({ db, ingest: ingester, identityWorker: identity, config, recentErrors });
     metrics.start();
     cleanups.push(async () => metrics.stop());
 

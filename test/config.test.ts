@@ -20,6 +20,9 @@ describe('loadConfig', () => {
       // the guide's default of 50 exceeds the default pool of 32: clamped, silently, because the
       // operator did not ask for 50
       maxConcurrentUserCreations: 32,
+      identityRefreshHours: 24,
+      plcRateLimit: 10,
+      imageUrlTemplate: 'https://cdn.bsky.app/img/{kind}/plain/{did}/{cid}@jpeg',
       logLevel: 'info',
     });
     expect(warnings).toEqual([]);
@@ -78,6 +81,9 @@ describe('loadConfig', () => {
     ['FIREHOSE_START', '-1', 'live, or a sequence number'],
     ['LOG_LEVEL', 'verbose', 'debug, info, warn, error'],
     ['DATABASE_URL', 'mysql://u:secret@host/db', 'postgres://'],
+    ['IDENTITY_REFRESH_HOURS', '0', 'whole number from 1 to'],
+    ['PLC_RATE_LIMIT', 'fast', 'whole number from 1 to'],
+    ['IMAGE_URL_TEMPLATE', 'ftp://cdn.example/{did}', ''],
   ];
   test.each(bad)('%s=%s is refused with one line naming the variable and what is allowed', (name, value, allowed) => {
     let caught: unknown;

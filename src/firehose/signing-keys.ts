@@ -85,6 +85,18 @@ export class SigningKeyCache {
     return promise;
   }
 
+  /**
+   * Verifies with the key in memory, without waiting: 'ok' or 'bad-signature' when the key is
+   * cached and fresh enough to trust a failure, null when the caller must use `verifyCommit`
+   * (no key yet, or a failure that deserves a refetch).
+   */
+  verifyCached(did: string, unsignedBytes: Uint8Array, sig: Uint8Array): 'ok' | 'bad-signature' | null {
+    const entry = this.#cache.entry(did);
+    if (entry === undefined) return null;
+    if (verifyCommitSignature(unsignedBytes, sig, entry.value)) return 'ok';
+    return this.#now() - entry.storedAt < this.#minRefreshIntervalMs ? 'bad-signature' : null;
+  }
+
   /** Whether `get(did)` would answer from memory, without a request. */
   has(did: string): boolean {
     return this.#cache.get(did) !== undefined || this.#inflight.has(did);

@@ -10,6 +10,7 @@
 // did:web is host-level only (atproto does not use paths); `localhost` and `127.0.0.1` are fetched
 // over plain http so tests and local setups work.
 import { DidDocumentError, parseDidDocument, type DidDocumentInfo } from './did-document.ts';
+import { BodyTooLarge, readBounded, type FetchLike } from './http-get.ts';
 import { LruCache } from './lru-cache.ts';
 
 export type DidResolutionErrorReason =
@@ -43,7 +44,7 @@ export class DidResolutionError extends Error {
 
 export type ResolvedDid = DidDocumentInfo;
 
-export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+export type { FetchLike };
 
 export interface DidResolverOptions {
   /** PLC directory base URL, e.g. https://plc.directory */
@@ -67,38 +68,6 @@ const PLC_RE = /^did:plc:[a-z2-7]{24}$/;
 const WEB_RE = /^did:web:([a-zA-Z0-9.-]{1,253})(?:%3[aA]([0-9]{1,5}))?$/;
 const CACHEABLE_FAILURES: ReadonlySet<DidResolutionErrorReason> = new Set(['not-found', 'tombstoned', 'bad-document']);
 const ACCEPT = 'application/did+ld+json, application/json';
-
-class BodyTooLarge extends Error {}
-
-const readBounded = async (response: Response, maxBytes: number): Promise<string> => {
-  const declared = Number(response.headers.get('content-length'));
-  if (declared > maxBytes) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new BodyTooLarge();
-  }
-  const body = response.body;
-  if (body === null) return '';
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new BodyTooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
-};
 
 export class DidResolver {
   readonly #plcUrl: string;
@@ -154,6 +123,15 @@ export class DidResolver {
     );
     this.#inflight.set(did, promise);
     return promise;
+  }
+
+  /** The host (`name[:port]`) a resolve of `did` asks, or null for an unsupported DID. */
+  documentHost(did: string): string | null {
+    try {
+      return new URL(this.#documentUrl(did).url).host;
+    } catch {
+      return null;
+    }
   }
 
   /** Forgets the cached answer for `did`; a request in flight is detached and not cached. */

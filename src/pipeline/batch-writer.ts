@@ -73,7 +73,7 @@ async function enqueueIdentity(sql: TransactionSql, actorIds: number[], reason: 
   await sql`
     insert into identity_queue (actor_id, reason)
     select id, ${reason} from unnest(${actorIds}::int4[]) as t(id)
-    on conflict (actor_id) do update set reason = excluded.reason, not_before = now()`;
+    on conflict (actor_id) do update set reason = excluded.reason, not_before = now(), attempts = 0`;
 }
 
 async function writeAccountStatus(sql: TransactionSql, batch: Batch, idOf: (did: string) => number): Promise<void> {

@@ -10,9 +10,9 @@
  * than lost: the relay has already checked it, and ingestion must not stop with the directory.
  *
  * Key prefetch: `prefetch(frame)` is called when a frame enters the queue, long before its turn
- * to be processed, and starts fetching the signing key of a repo not seen yet (at most
- * PREFETCH_CONCURRENCY requests at once, PREFETCH_PENDING waiting). A cold cache then costs the
- * directory's latency once, overlapped with the queue, instead of once per commit in line.
+ * to be processed, and asks the verifier to fetch the signing key of a repo not seen yet. A cold
+ * cache then costs the directory's latency once, overlapped with the queue, instead of once per
+ * commit in line.
  *
  * The revision guard: a commit whose rev is not above the last rev indexed for its repo is stale
  * (a replay from another relay or an older cursor) and skipped as 'stale-rev'. The last rev is
@@ -22,9 +22,8 @@
  */
 import { CommitReadError, readCommit } from '../firehose/commit-reader.ts';
 import type { Frame } from '../firehose/frame-decoder.ts';
-import type { SigningKeyCache } from '../firehose/signing-keys.ts';
+import type { CommitVerifier } from '../firehose/verifier.ts';
 import { LruCache } from '../identity/lru-cache.ts';
-import { Semaphore } from '../lib/semaphore.ts';
 import { parseRecord, tableOf } from './collections.ts';
 import type { AccountStatus, IndexEvent, RecordOp } from './events.ts';
 import type { IngestStats } from './ingest-stats.ts';
@@ -33,43 +32,31 @@ export type SequencedFrame = Extract<Frame, { kind: 'commit' | 'sync' | 'identit
 
 export interface EventProcessorOptions {
   /** null: VERIFY_COMMITS=false. */
-  readonly signingKeys: SigningKeyCache | null;
+  readonly verifier: CommitVerifier | null;
   readonly stats: IngestStats;
 }
 
 const ACCOUNT_STATUSES: ReadonlySet<string> = new Set(['deactivated', 'takendown', 'suspended', 'deleted', 'desynchronized', 'throttled']);
 
 const REV_GUARD_ENTRIES = 200_000;
-const PREFETCH_CONCURRENCY = 64;
-const PREFETCH_PENDING = 10_000;
 const NO_EXPIRY_MS = Number.MAX_SAFE_INTEGER;
 
 export class EventProcessor {
-  readonly #keys: SigningKeyCache | null;
+  readonly #verifier: CommitVerifier | null;
   readonly #stats: IngestStats;
   readonly #revs = new LruCache<string, string>({ maxEntries: REV_GUARD_ENTRIES, ttlMs: NO_EXPIRY_MS });
-  readonly #prefetchSlots = new Semaphore(PREFETCH_CONCURRENCY);
-  readonly #prefetching = new Set<string>();
+  readonly #prefetched = new LruCache<string, true>({ maxEntries: REV_GUARD_ENTRIES, ttlMs: 10 * 60_000 });
 
   constructor(options: EventProcessorOptions) {
-    this.#keys = options.signingKeys;
+    this.#verifier = options.verifier;
     this.#stats = options.stats;
   }
 
-  /** Starts fetching the signing key of `frame`'s repo if it is not known yet (never waits). */
+  /** Asks for the signing key of `frame`'s repo ahead of time, once per repo (never waits). */
   prefetch(frame: SequencedFrame): void {
-    const keys = this.#keys;
-    if (!keys || frame.kind !== 'commit' || this.#prefetching.size >= PREFETCH_PENDING) return;
-    const did = frame.repo;
-    if (this.#prefetching.has(did) || keys.has(did)) return;
-    this.#prefetching.add(did);
-    this.#prefetchSlots
-      .run(() => keys.get(did))
-      .catch(() => {
-        // verifyCommit asks again when the commit's turn comes, and counts the outcome
-        this.#stats.prefetchFailures++;
-      })
-      .finally(() => this.#prefetching.delete(did));
+    if (!this.#verifier || frame.kind !== 'commit' || this.#prefetched.get(frame.repo)) return;
+    this.#prefetched.set(frame.repo, true);
+    this.#verifier.prefetch(frame.repo);
   }
 
   async process(frame: SequencedFrame): Promise<IndexEvent> {
@@ -78,7 +65,7 @@ export class EventProcessor {
       case 'commit':
         return this.#commit(frame);
       case 'identity':
-        this.#keys?.invalidate(frame.did);
+        this.#verifier?.invalidate(frame.did);
         return { kind: 'identity', seq: frame.seq, time: frame.time, did: frame.did };
       case 'account': {
         let status: AccountStatus | null = null;
@@ -113,8 +100,8 @@ export class EventProcessor {
       this.#stats.reject(error.reason);
       return skipped;
     }
-    if (this.#keys) {
-      const outcome = await this.#keys.verifyCommit(frame.repo, read.commit.unsignedBytes, read.commit.sig);
+    if (this.#verifier) {
+      const outcome = await this.#verifier.verify(frame.repo, read.commit.unsignedBytes, read.commit.sig);
       if (outcome === 'bad-signature' || outcome === 'key-invalid') {
         this.#stats.reject(outcome);
         return skipped;

@@ -19,8 +19,6 @@ export class IngestStats {
   readonly unknownCollections = new Map<string, number>();
   /** Commits indexed without a signature check because the key could not be fetched (yet). */
   unverifiedCommits = 0;
-  /** Signing-key prefetches that failed (the commit's own verification then retries and counts). */
-  prefetchFailures = 0;
   eventsCommitted = 0;
   batchesCommitted = 0;
   newActors = 0;

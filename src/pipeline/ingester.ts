@@ -1,17 +1,16 @@
 /**
  * The ingester: relay subscription + pipeline, wired and owned as one unit.
  *
- * `startIngester` reads the stored cursor, builds the identity pieces verification needs (DID
- * resolver, signing-key cache; none when VERIFY_COMMITS=false), the processor, the pipeline and
- * the subscription, and starts their loops. `stop()` aborts reading, lets the pipeline write what
+ * `startIngester` reads the stored cursor, starts the verification worker (none when
+ * VERIFY_COMMITS=false), builds the processor, the pipeline and the subscription, and starts
+ * their loops. `stop()` aborts reading, lets the pipeline write what
  * it accepted, and resolves; `done` rejects if either loop fails unexpectedly, for the owner to
  * report (never fire and forget).
  */
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import { FirehoseSubscription } from '../firehose/subscription.ts';
-import { SigningKeyCache } from '../firehose/signing-keys.ts';
-import { DidResolver } from '../identity/did-resolver.ts';
+import { WorkerVerifier } from '../firehose/verifier.ts';
 import type { Logger } from '../log.ts';
 import { ActorIds } from './actor-ids.ts';
 import { EventProcessor } from './event-processor.ts';
@@ -34,6 +33,8 @@ export interface IngesterOptions {
   readonly idleTimeoutMs?: number;
   readonly queueLimit?: number;
   readonly maxBatchEvents?: number;
+  /** The verification worker's module (a compiled binary has its own layout). */
+  readonly verifyWorkerUrl?: URL;
 }
 
 export async function startIngester(config: IngesterConfig, db: Database, log: Logger, options: IngesterOptions = {}): Promise<Ingester> {
@@ -46,13 +47,13 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
   });
 
   const stats = new IngestStats();
-  const signingKeys = config.verifyCommits ? new SigningKeyCache(new DidResolver({ plcUrl: config.plcUrl, fetch: globalThis.fetch })) : null;
+  const verifier = config.verifyCommits ? await WorkerVerifier.start(config.plcUrl, log, options.verifyWorkerUrl) : null;
   const actorIds = new ActorIds();
   const pipeline = new Pipeline({
     db,
     actorIds,
     relayUrl: config.relayUrl,
-    processor: new EventProcessor({ signingKeys, stats }),
+    processor: new EventProcessor({ verifier, stats }),
     stats,
     log,
     maxConcurrentOps: config.maxConcurrentOps,
@@ -82,6 +83,7 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
       await subscriptionDone;
       writing.abort();
       await pipelineDone;
+      await verifier?.close();
       log.info('ingestion stopped', { cursor: pipeline.committedSeq });
     })());
 

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { toBytes } from '@atcute/cbor';
 import { decodeFrame } from '../../src/firehose/frame-decoder.ts';
 import { SigningKeyCache, type KeyResolver } from '../../src/firehose/signing-keys.ts';
+import { InlineVerifier } from '../../src/firehose/verifier.ts';
 import { DidResolutionError } from '../../src/identity/did-resolver.ts';
 import { EventProcessor, type SequencedFrame } from '../../src/pipeline/event-processor.ts';
 import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
@@ -13,7 +14,7 @@ const attacker = k256Signer(6);
 function processorWith(resolve: KeyResolver['resolve'] = async () => ({ signingKey: signer.multikey })) {
   const stats = new IngestStats();
   const keys = new SigningKeyCache({ resolve, invalidate: () => {} });
-  return { stats, processor: new EventProcessor({ signingKeys: keys, stats }) };
+  return { stats, processor: new EventProcessor({ verifier: new InlineVerifier(keys), stats }) };
 }
 
 const frame = (bytes: Uint8Array) => decodeFrame(bytes) as SequencedFrame;
