@@ -28,7 +28,7 @@ describe('the aqueduct process', () => {
     const stderr = await new Response(child.stderr).text();
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toContain(`configuration error: ${name}=`);
-  });
+  }, 30_000);
 
   test('with DATABASE_URL it migrates, serves, and exits 0 on SIGTERM', async () => {
     const database: TestDatabase = await createTestDatabase('main');
@@ -40,7 +40,7 @@ describe('the aqueduct process', () => {
     expect(await aqueduct.stop('SIGTERM')).toBe(0);
     expect(aqueduct.log()).toContain('migrations applied');
     expect(aqueduct.log()).toContain('stopped');
-  });
+  }, 60_000);
 
   test('without DATABASE_URL it runs an embedded PostgreSQL, reuses its data, and leaves no process behind', async () => {
     const dataDir = await tempDataDir();
@@ -65,5 +65,5 @@ describe('the aqueduct process', () => {
     expect((await fetch(`${third.url}/ready`)).status).toBe(200);
     expect(await third.stop('SIGTERM')).toBe(0);
     expect(await processesMatching(dataDir)).toEqual([]);
-  });
+  }, 120_000);
 });

@@ -172,7 +172,17 @@ export const readCommit = (frame: CommitInput, options: ReadCommitOptions = {}):
   }
   if (verifyHashes) checkHash(frame.commit, commitEntry);
   const commit = readSignedCommit(frame, commitEntry);
+  return { commit, records: readOpRecords(frame, blocks, verifyHashes) };
+};
 
+/**
+ * Reads only the op records, leaving the commit block alone: for when signatures are not checked
+ * (VERIFY_COMMITS=false), which saves decoding and re-encoding the commit.
+ */
+export const readRecords = (frame: CommitInput, options: ReadCommitOptions = {}): Map<string, unknown> =>
+  readOpRecords(frame, indexCar(frame.blocks), options.verifyBlockHashes ?? true);
+
+const readOpRecords = (frame: CommitInput, blocks: BlockIndex, verifyHashes: boolean): Map<string, unknown> => {
   const records = new Map<string, unknown>();
   for (const op of frame.ops) {
     const cid = op.cid;
@@ -191,5 +201,5 @@ export const readCommit = (frame: CommitInput, options: ReadCommitOptions = {}):
     if (!isMap(record)) throw new CommitReadError('bad-record', `record block ${cid} is not a map`);
     records.set(cid, record);
   }
-  return { commit, records };
+  return records;
 };

@@ -20,7 +20,7 @@
  * `#sync` resets it to the rev it announces. The guard is a bounded in-memory map: after a restart
  * replays are still harmless because every write is idempotent.
  */
-import { CommitReadError, readCommit } from '../firehose/commit-reader.ts';
+import { CommitReadError, readCommit, readRecords } from '../firehose/commit-reader.ts';
 import type { Frame } from '../firehose/frame-decoder.ts';
 import type { CommitVerifier } from '../firehose/verifier.ts';
 import { LruCache } from '../identity/lru-cache.ts';
@@ -94,13 +94,13 @@ export class EventProcessor {
     }
     let read;
     try {
-      read = readCommit(frame);
+      read = this.#verifier ? readCommit(frame) : { commit: null, records: readRecords(frame) };
     } catch (error) {
       if (!(error instanceof CommitReadError)) throw error;
       this.#stats.reject(error.reason);
       return skipped;
     }
-    if (this.#verifier) {
+    if (this.#verifier && read.commit) {
       const outcome = await this.#verifier.verify(frame.repo, read.commit.unsignedBytes, read.commit.sig);
       if (outcome === 'bad-signature' || outcome === 'key-invalid') {
         this.#stats.reject(outcome);

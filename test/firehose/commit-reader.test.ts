@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { encode, toBytes, toCidLink } from '@atcute/cbor';
 
-import { CommitReadError, readCommit, type CommitReadErrorReason } from '../../src/firehose/commit-reader.ts';
+import { CommitReadError, readCommit, readRecords, type CommitReadErrorReason } from '../../src/firehose/commit-reader.ts';
 import { decodeFrame, type CommitFrame } from '../../src/firehose/frame-decoder.ts';
 import { parseDidKey, verifyCommitSignature } from '../../src/firehose/signature.ts';
 import {
@@ -72,6 +72,20 @@ describe('readCommit: a real signed commit', () => {
     const extra = commitFrame({ editUnsigned: (c) => void (c.extra = 'x') });
     const { commit } = readCommit(extra);
     expect(verifyCommitSignature(commit.unsignedBytes, commit.sig, parseDidKey(k256Signer().didKey))).toBe(true);
+  });
+});
+
+describe('readRecords: the records without the commit block (signatures unchecked)', () => {
+  test('reads the same records as readCommit, and does not need the commit block', () => {
+    const full = commitFrame();
+    expect(readRecords(full)).toEqual(readCommit(full).records);
+    const withoutCommit = commitFrame({ carBlocks: (b) => [b.mstBlock, ...b.recordBlocks] });
+    expect(readRecords(withoutCommit)).toEqual(readCommit(full).records);
+  });
+
+  test('still rejects a record block that does not hash to its CID', () => {
+    const frame = commitFrame({ carBlocks: (b) => [b.commitBlock, b.mstBlock, ...b.recordBlocks.map((r) => ({ cid: r.cid, bytes: encode(post('tampered')) }))] });
+    expect(() => readRecords(frame)).toThrow(CommitReadError);
   });
 });
 
