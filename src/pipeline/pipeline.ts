@@ -7,7 +7,9 @@
  * (CAR, signature, records) at once; the writer loop takes the longest processed prefix of the
  * queue (so firehose order holds, per repo and overall), writes it as one batch in one
  * transaction with the cursor, and repeats. While a batch is being written the next one grows,
- * so batches are small and immediate when traffic is light and large when it is heavy.
+ * so batches are large when traffic is heavy; when it is light, a small batch waits up to 100 ms
+ * after the previous write began, so a quiet firehose costs ~10 transactions a second, not one
+ * per event.
  *
  * A batch the database refuses for its data (a value it cannot store) is split in halves until
  * the one bad event is found; that event is counted as 'db-rejected' and skipped, the rest is
@@ -37,6 +39,8 @@ export interface PipelineOptions {
   readonly committedSeq: number | null;
   readonly queueLimit?: number;
   readonly maxBatchEvents?: number;
+  /** How long a small batch may wait to grow; 0 writes at once (tests of ordering use it). */
+  readonly lingerMs?: number;
 }
 
 interface Entry {
@@ -49,6 +53,9 @@ export type OfferResult = 'accepted' | 'duplicate' | 'full';
 
 const DEFAULT_QUEUE_LIMIT = 20_000;
 const DEFAULT_MAX_BATCH_EVENTS = 5_000;
+/** A batch smaller than this waits up to `lingerMs` (default 100) after the previous write began. */
+const LINGER_EVENTS = 500;
+const DEFAULT_LINGER_MS = 100;
 const RETRY_BASE_MS = 250;
 const RETRY_MAX_MS = 30_000;
 /** SQLSTATE classes that mean "this data", not "this connection": 22 data exception, 23 integrity, 54 limits. */
@@ -59,6 +66,7 @@ export class Pipeline {
   readonly #ops: Semaphore;
   readonly #queueLimit: number;
   readonly #maxBatch: number;
+  readonly #lingerMs: number;
   #queue: Entry[] = [];
   #head = 0;
   #nextToProcess = 0;
@@ -73,6 +81,7 @@ export class Pipeline {
     this.#ops = new Semaphore(options.maxConcurrentOps);
     this.#queueLimit = options.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.#maxBatch = options.maxBatchEvents ?? DEFAULT_MAX_BATCH_EVENTS;
+    this.#lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
     this.#lastAcceptedSeq = options.committedSeq;
     this.#committedSeq = options.committedSeq;
   }
@@ -132,14 +141,22 @@ export class Pipeline {
 
   async run(signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', () => this.#wakeWriter?.(), { once: true });
+    let lastWriteStarted = 0;
     while (true) {
       const events = this.#takeReadyPrefix();
       if (events.length === 0) {
         if (signal.aborted && this.queueDepth === 0) return;
-        await new Promise<void>((resolve) => (this.#wakeWriter = resolve));
-        this.#wakeWriter = null;
+        await this.#sleepUntilWoken();
         continue;
       }
+      // Light traffic: let a small batch grow for up to LINGER_MS instead of paying a
+      // transaction per event or two. Heavy traffic never waits (the prefix is large already).
+      const lingerLeft = lastWriteStarted + this.#lingerMs - performance.now();
+      if (events.length < LINGER_EVENTS && lingerLeft > 0 && !signal.aborted) {
+        await this.#sleepUntilWoken(lingerLeft);
+        continue;
+      }
+      lastWriteStarted = performance.now();
       const written = await this.#write(events, signal);
       if (!written) return; // aborted while the database was unreachable: the cursor stays put
       this.#head += events.length;
@@ -150,6 +167,17 @@ export class Pipeline {
       }
       this.#notifyDepth();
     }
+  }
+
+  /** Resolves when a processed event or the abort signal wakes the writer, or after `timeoutMs`. */
+  async #sleepUntilWoken(timeoutMs?: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#wakeWriter = resolve;
+      if (timeoutMs !== undefined) timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
+    this.#wakeWriter = null;
   }
 
   #processMore(): void {
