@@ -2,7 +2,7 @@
  * Aqueduct as one object: start everything in order, stop everything in reverse.
  *
  * config -> database (embedded when DATABASE_URL is unset) -> migrations -> ingester -> identity
- * worker -> metrics -> HTTP.
+ * worker -> metrics -> HTTP (health, metrics, dashboard, XRPC).
  * `main.ts` adds only process concerns (signals, exit codes); tests start a whole Aqueduct
  * in-process with this. `stop()` is idempotent and goes in reverse: HTTP, then the ingester
  * (which writes what it accepted), then the pool, then the embedded server.
@@ -105,6 +105,15 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     const app = createApp({
       log,
       metrics,
+      xrpc: {
+        db,
+        log,
+        appviewDid: config.appviewDid,
+        appviewEndpoint: `https://${config.appviewHostname}`,
+        plcUrl: config.plcUrl,
+        imageUrlTemplate: config.imageUrlTemplate,
+        videoUrlTemplate: config.videoUrlTemplate,
+      },
       readiness: {
         database: () => withTimeout(db.run((sql) => sql`select 1`).then(() => ({ ok: true })), 'the database did not answer'),
         migrations: async () => {

@@ -8,6 +8,7 @@
  */
 
 import { DEFAULT_IMAGE_URL_TEMPLATE, imageUrlTemplateProblem } from './identity/profile-view.ts';
+import { DEFAULT_VIDEO_URL_TEMPLATE } from './hydration/views.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type FirehoseStart = { kind: 'live' } | { kind: 'seq'; seq: number };
@@ -34,6 +35,12 @@ export interface Config {
   readonly plcRateLimit: number;
   /** How views build avatar/banner URLs: a template with {kind}, {did}, {cid}, or "pds". */
   readonly imageUrlTemplate: string;
+  /** How views build video playlist URLs: a template with {did}, {cid} and {file}. */
+  readonly videoUrlTemplate: string;
+  /** The public host name of this AppView, for its did:web and service endpoint. */
+  readonly appviewHostname: string;
+  /** This AppView's DID: the audience of service tokens. */
+  readonly appviewDid: string;
   readonly logLevel: LogLevel;
 }
 
@@ -74,6 +81,8 @@ export const DEFAULTS = Object.freeze({
   IDENTITY_REFRESH_HOURS: 24,
   PLC_RATE_LIMIT: 10,
   IMAGE_URL_TEMPLATE: DEFAULT_IMAGE_URL_TEMPLATE,
+  VIDEO_URL_TEMPLATE: DEFAULT_VIDEO_URL_TEMPLATE,
+  APPVIEW_HOSTNAME: 'localhost',
   LOG_LEVEL: 'info' as LogLevel,
 });
 
@@ -104,6 +113,7 @@ export function loadConfig(env: Env): LoadedConfig {
     maxConcurrentUserCreations = dbPoolSize;
   }
 
+  const appviewHostname = readHostname(read, 'APPVIEW_HOSTNAME', DEFAULTS.APPVIEW_HOSTNAME);
   const config: Config = {
     databaseUrl: readPostgresUrl(read, 'DATABASE_URL'),
     dataDir: read('DATA_DIR') ?? DEFAULTS.DATA_DIR,
@@ -123,6 +133,9 @@ export function loadConfig(env: Env): LoadedConfig {
     identityRefreshHours: readInt(read, 'IDENTITY_REFRESH_HOURS', DEFAULTS.IDENTITY_REFRESH_HOURS, 1, 8760),
     plcRateLimit: readInt(read, 'PLC_RATE_LIMIT', DEFAULTS.PLC_RATE_LIMIT, 1, 10_000),
     imageUrlTemplate: readImageUrlTemplate(read),
+    videoUrlTemplate: readVideoUrlTemplate(read),
+    appviewHostname,
+    appviewDid: readAppviewDid(read, appviewHostname),
     logLevel: readEnum(read, 'LOG_LEVEL', DEFAULTS.LOG_LEVEL, LOG_LEVELS),
   };
   return { config: Object.freeze(config), warnings: Object.freeze(warnings) };
@@ -188,6 +201,36 @@ function readImageUrlTemplate(read: Reader): string {
   const raw = read('IMAGE_URL_TEMPLATE') ?? DEFAULTS.IMAGE_URL_TEMPLATE;
   const problem = imageUrlTemplateProblem(raw);
   if (problem !== null) throw new ConfigError('IMAGE_URL_TEMPLATE', raw, problem);
+  return raw;
+}
+
+function readVideoUrlTemplate(read: Reader): string {
+  const raw = read('VIDEO_URL_TEMPLATE') ?? DEFAULTS.VIDEO_URL_TEMPLATE;
+  const allowed = 'expected an http(s) URL template containing {did}, {cid} and {file}';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('VIDEO_URL_TEMPLATE', raw, allowed);
+  }
+  if (!['http:', 'https:'].includes(url.protocol) || !['{did}', '{cid}', '{file}'].every((part) => raw.includes(part))) {
+    throw new ConfigError('VIDEO_URL_TEMPLATE', raw, allowed);
+  }
+  return raw;
+}
+
+function readHostname(read: Reader, name: string, fallback: string): string {
+  const raw = read(name) ?? fallback;
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i.test(raw)) {
+    throw new ConfigError(name, raw, 'expected a host name such as appview.example.com (no scheme, no path)');
+  }
+  return raw.toLowerCase();
+}
+
+function readAppviewDid(read: Reader, hostname: string): string {
+  const raw = read('APPVIEW_DID');
+  if (raw === undefined) return `did:web:${hostname.replace(':', '%3A')}`;
+  if (!/^did:[a-z]+:[a-zA-Z0-9._:%-]+$/.test(raw)) throw new ConfigError('APPVIEW_DID', raw, 'expected a DID such as did:web:appview.example.com');
   return raw;
 }
 

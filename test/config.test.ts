@@ -23,6 +23,9 @@ describe('loadConfig', () => {
       identityRefreshHours: 24,
       plcRateLimit: 10,
       imageUrlTemplate: 'https://cdn.bsky.app/img/{kind}/plain/{did}/{cid}@jpeg',
+      videoUrlTemplate: 'https://video.bsky.app/watch/{did}/{cid}/{file}',
+      appviewHostname: 'localhost',
+      appviewDid: 'did:web:localhost',
       logLevel: 'info',
     });
     expect(warnings).toEqual([]);
@@ -84,6 +87,9 @@ describe('loadConfig', () => {
     ['IDENTITY_REFRESH_HOURS', '0', 'whole number from 1 to'],
     ['PLC_RATE_LIMIT', 'fast', 'whole number from 1 to'],
     ['IMAGE_URL_TEMPLATE', 'ftp://cdn.example/{did}', ''],
+    ['VIDEO_URL_TEMPLATE', 'https://video.example/{did}', '{did}, {cid} and {file}'],
+    ['APPVIEW_HOSTNAME', 'https://appview.example', 'host name'],
+    ['APPVIEW_DID', 'appview.example', 'expected a DID'],
   ];
   test.each(bad)('%s=%s is refused with one line naming the variable and what is allowed', (name, value, allowed) => {
     let caught: unknown;
@@ -98,6 +104,11 @@ describe('loadConfig', () => {
     expect(message).toContain(allowed);
     expect(message).not.toContain('\n');
     expect(message).not.toContain('secret'); // a database password never reaches a log
+  });
+
+  test('APPVIEW_DID defaults to the did:web of APPVIEW_HOSTNAME', () => {
+    expect(loadConfig({ APPVIEW_HOSTNAME: 'AppView.Example.com' }).config).toMatchObject({ appviewHostname: 'appview.example.com', appviewDid: 'did:web:appview.example.com' });
+    expect(loadConfig({ APPVIEW_DID: 'did:plc:abc123' }).config.appviewDid).toBe('did:plc:abc123');
   });
 
   test('empty values mean unset', () => {

@@ -11,12 +11,15 @@ import { errorHandling } from './errors.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import type { MetricsService } from './metrics/metrics-service.ts';
 import { metricsRoutes } from './metrics/routes.ts';
+import { xrpcRoutes, type XrpcOptions } from './xrpc/routes.ts';
 
 export interface AppServices {
   readonly log: Logger;
   readonly readiness: Readonly<Record<string, ReadinessCheck>>;
   /** The metrics endpoints, /metrics and the dashboard; left out by tests of other concerns. */
   readonly metrics?: MetricsService;
+  /** The app.bsky XRPC read API and this AppView's did.json; left out by tests of other concerns. */
+  readonly xrpc?: XrpcOptions;
 }
 
 export function createApp(services: AppServices) {
@@ -24,6 +27,7 @@ export function createApp(services: AppServices) {
   return new Elysia()
     .use(errorHandling(services.log))
     .use(healthRoutes(services.readiness))
+    .use(services.xrpc ? xrpcRoutes(services.xrpc) : new Elysia())
     .use(metrics ? metricsRoutes(metrics) : new Elysia())
     .use(metrics ? dashboardRoutes(metrics) : new Elysia());
 }

@@ -1,0 +1,141 @@
+/**
+ * Feed generators: where a feed's service lives, and its skeleton.
+ *
+ * `serviceEndpoint(did)` reads the `#bsky_fg` service of the generator's DID document (did:plc
+ * from the PLC directory, did:web from its host; plain http only for loopback hosts), cached for
+ * ten minutes. `getSkeleton` calls `app.bsky.feed.getFeedSkeleton` there with a time and size
+ * budget, passes the caller's authorization through (the PDS minted it for the generator), and
+ * validates the answer against the lexicon. Every failure is an `XrpcError`: 400 `UnknownFeed`
+ * when the generator cannot be found, 502 `UpstreamFailure` when it answers badly or not at all.
+ */
+import { AppBskyFeedGetFeedSkeleton } from '@atcute/bluesky';
+import { safeParse } from '@atcute/lexicons/validations';
+import { httpGet, isLoopbackHost, type FetchLike } from '../../identity/http-get.ts';
+import { LruCache } from '../../identity/lru-cache.ts';
+import { XrpcError } from '../errors.ts';
+
+export interface FeedGeneratorClientOptions {
+  readonly plcUrl: string;
+  readonly fetch?: FetchLike;
+  readonly timeoutMs?: number;
+}
+
+export interface SkeletonItem {
+  readonly post: string;
+  readonly repost?: string;
+  readonly pin?: boolean;
+  readonly feedContext?: string;
+}
+
+export interface Skeleton {
+  readonly items: readonly SkeletonItem[];
+  readonly cursor?: string;
+}
+
+const PLC_RE = /^did:plc:[a-z2-7]{24}$/;
+const WEB_RE = /^did:web:([a-zA-Z0-9.-]{1,253})(?:%3[aA]([0-9]{1,5}))?$/;
+const MAX_DOCUMENT_BYTES = 64 * 1024;
+const MAX_SKELETON_BYTES = 1024 * 1024;
+
+export class FeedGeneratorClient {
+  readonly #plcUrl: string;
+  readonly #fetch: FetchLike;
+  readonly #timeoutMs: number;
+  readonly #endpoints = new LruCache<string, string | null>({ maxEntries: 10_000, ttlMs: 10 * 60_000 });
+
+  constructor(options: FeedGeneratorClientOptions) {
+    this.#plcUrl = options.plcUrl.replace(/\/+$/, '');
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#timeoutMs = options.timeoutMs ?? 5_000;
+  }
+
+  /** The generator service's base URL, or null when its DID document has none. */
+  async serviceEndpoint(did: string): Promise<string | null> {
+    const cached = this.#endpoints.get(did);
+    if (cached !== undefined) return cached;
+    const url = this.#documentUrl(did);
+    if (url === null) return null;
+    let endpoint: string | null = null;
+    try {
+      const { status, text } = await httpGet(url, { fetch: this.#fetch, timeoutMs: this.#timeoutMs, maxBytes: MAX_DOCUMENT_BYTES, redirect: 'manual' });
+      if (status === 200) endpoint = readFeedService(JSON.parse(text), did);
+    } catch {
+      return null; // transient: not cached
+    }
+    this.#endpoints.set(did, endpoint);
+    return endpoint;
+  }
+
+  async getSkeleton(
+    feedUri: string,
+    generatorDid: string,
+    params: { limit: number; cursor?: string | undefined },
+    authorization: string | null,
+  ): Promise<Skeleton> {
+    const endpoint = await this.serviceEndpoint(generatorDid);
+    if (endpoint === null) throw new XrpcError(400, 'UnknownFeed', `could not resolve the feed generator service: ${generatorDid}`);
+    const url = new URL('/xrpc/app.bsky.feed.getFeedSkeleton', endpoint);
+    url.searchParams.set('feed', feedUri);
+    url.searchParams.set('limit', String(params.limit));
+    if (params.cursor) url.searchParams.set('cursor', params.cursor);
+    let answer: { status: number; text: string };
+    try {
+      answer = await httpGet(url.href, {
+        fetch: this.#fetch,
+        timeoutMs: this.#timeoutMs,
+        maxBytes: MAX_SKELETON_BYTES,
+        headers: authorization ? { authorization } : {},
+      });
+    } catch {
+      throw new XrpcError(502, 'UpstreamFailure', 'the feed generator did not answer');
+    }
+    if (answer.status === 400 && answer.text.includes('UnknownFeed')) throw new XrpcError(400, 'UnknownFeed', `unknown feed: ${feedUri}`);
+    if (answer.status !== 200) throw new XrpcError(502, 'UpstreamFailure', `the feed generator answered ${answer.status}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(answer.text);
+    } catch {
+      throw new XrpcError(502, 'UpstreamFailure', 'the feed generator answered with invalid JSON');
+    }
+    const parsed = safeParse(AppBskyFeedGetFeedSkeleton.mainSchema.output.schema, body);
+    if (!parsed.ok) throw new XrpcError(502, 'UpstreamFailure', 'the feed generator answered with an invalid skeleton');
+    const items: SkeletonItem[] = parsed.value.feed.map((item) => {
+      const reason = item.reason as { $type?: string; repost?: string } | undefined;
+      return {
+        post: item.post,
+        ...(reason?.$type === 'app.bsky.feed.defs#skeletonReasonRepost' && reason.repost ? { repost: reason.repost } : {}),
+        ...(reason?.$type === 'app.bsky.feed.defs#skeletonReasonPin' ? { pin: true } : {}),
+        ...(item.feedContext !== undefined ? { feedContext: item.feedContext } : {}),
+      };
+    });
+    return parsed.value.cursor !== undefined ? { items, cursor: parsed.value.cursor } : { items };
+  }
+
+  #documentUrl(did: string): string | null {
+    if (PLC_RE.test(did)) return `${this.#plcUrl}/${did}`;
+    const web = WEB_RE.exec(did);
+    if (!web) return null;
+    const host = web[1]!.toLowerCase();
+    const authority = web[2] === undefined ? host : `${host}:${web[2]}`;
+    return `${isLoopbackHost(host) ? 'http' : 'https'}://${authority}/.well-known/did.json`;
+  }
+}
+
+function readFeedService(doc: unknown, did: string): string | null {
+  if (typeof doc !== 'object' || doc === null) return null;
+  const services = (doc as { service?: unknown }).service;
+  if (!Array.isArray(services)) return null;
+  for (const service of services) {
+    if (typeof service !== 'object' || service === null) continue;
+    const { id, type, serviceEndpoint } = service as { id?: unknown; type?: unknown; serviceEndpoint?: unknown };
+    if ((id === '#bsky_fg' || id === `${did}#bsky_fg`) && type === 'BskyFeedGenerator' && typeof serviceEndpoint === 'string') {
+      try {
+        const url = new URL(serviceEndpoint);
+        if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))) return url.origin;
+      } catch {
+        return null;
+      }
+    }
+  }
+  return null;
+}
