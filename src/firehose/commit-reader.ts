@@ -14,6 +14,7 @@ import { fromString } from '@atcute/cid';
 
 import type { CommitFrame } from './frame-decoder.ts';
 import { sha256Equals } from './sha256.ts';
+import { ReasonError } from '../lib/reason-error.ts';
 
 export type CommitReadErrorReason =
   | 'bad-car'
@@ -24,14 +25,8 @@ export type CommitReadErrorReason =
   | 'commit-did-mismatch'
   | 'bad-commit';
 
-export class CommitReadError extends Error {
+export class CommitReadError extends ReasonError<CommitReadErrorReason> {
   override readonly name = 'CommitReadError';
-  readonly reason: CommitReadErrorReason;
-
-  constructor(reason: CommitReadErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.reason = reason;
-  }
 }
 
 export interface SignedCommit {

@@ -7,17 +7,12 @@
 // count and skip it. Unknown message types are returned as `kind: 'unknown'` (with their seq when
 // they carry a valid one) rather than thrown, so the cursor can still advance past them.
 import { BytesWrapper, CidLinkWrapper, decodeFirst } from '@atcute/cbor';
+import { ReasonError } from '../lib/reason-error.ts';
 
 export type FrameErrorReason = 'bad-cbor' | 'bad-header' | 'bad-body' | 'bad-field';
 
-export class FrameError extends Error {
+export class FrameError extends ReasonError<FrameErrorReason> {
   override readonly name = 'FrameError';
-  readonly reason: FrameErrorReason;
-
-  constructor(reason: FrameErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.reason = reason;
-  }
 }
 
 export type RepoOpAction = 'create' | 'update' | 'delete';

@@ -12,17 +12,12 @@ import { fromBase58Btc } from '@atcute/multibase';
 import secp256k1 from 'secp256k1';
 
 import { sha256 } from './sha256.ts';
+import { ReasonError } from '../lib/reason-error.ts';
 
 export type KeyErrorReason = 'bad-encoding' | 'unsupported-key-type' | 'bad-key';
 
-export class KeyError extends Error {
+export class KeyError extends ReasonError<KeyErrorReason> {
   override readonly name = 'KeyError';
-  readonly reason: KeyErrorReason;
-
-  constructor(reason: KeyErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.reason = reason;
-  }
 }
 
 interface ParsedKeyBase {

@@ -10,19 +10,14 @@
 import { DidResolutionError, type ResolvedDid } from '../identity/did-resolver.ts';
 import { LruCache } from '../identity/lru-cache.ts';
 import { KeyError, parseDidKey, verifyCommitSignature, type ParsedKey } from './signature.ts';
+import { ReasonError } from '../lib/reason-error.ts';
 
 export type VerifyOutcome = 'ok' | 'bad-signature' | 'key-invalid' | 'key-unavailable';
 
 export type SigningKeyErrorReason = 'resolution-failed' | 'no-signing-key' | 'bad-key';
 
-export class SigningKeyError extends Error {
+export class SigningKeyError extends ReasonError<SigningKeyErrorReason> {
   override readonly name = 'SigningKeyError';
-  readonly reason: SigningKeyErrorReason;
-
-  constructor(reason: SigningKeyErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.reason = reason;
-  }
 }
 
 /** The part of DidResolver this cache needs. */

@@ -7,17 +7,12 @@
 // that is present but unusable, throws a DidDocumentError with a fixed `reason`. The handle is
 // only a claim: confirming it resolves back to the DID is the caller's job.
 import { fromBase58Btc, toBase58Btc } from '@atcute/multibase';
+import { ReasonError } from '../lib/reason-error.ts';
 
 export type DidDocumentErrorReason = 'not-an-object' | 'bad-id' | 'bad-field' | 'bad-key' | 'bad-endpoint';
 
-export class DidDocumentError extends Error {
+export class DidDocumentError extends ReasonError<DidDocumentErrorReason> {
   override readonly name = 'DidDocumentError';
-  readonly reason: DidDocumentErrorReason;
-
-  constructor(reason: DidDocumentErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.reason = reason;
-  }
 }
 
 export interface DidDocumentInfo {

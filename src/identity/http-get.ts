@@ -6,18 +6,14 @@
 // returned as `{ status, text }` (the body is read only for 2xx and 4xx, which callers interpret);
 // everything else rejects with an HttpGetError whose `reason` is fixed: 'timeout', 'aborted',
 // 'network' or 'too-large'.
+import { ReasonError } from '../lib/reason-error.ts';
+
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
 export type HttpGetErrorReason = 'timeout' | 'aborted' | 'network' | 'too-large';
 
-export class HttpGetError extends Error {
+export class HttpGetError extends ReasonError<HttpGetErrorReason> {
   override readonly name = 'HttpGetError';
-  readonly reason: HttpGetErrorReason;
-
-  constructor(reason: HttpGetErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.reason = reason;
-  }
 }
 
 export class BodyTooLarge extends Error {

@@ -9,7 +9,7 @@
  * docs/performance-tuning-guide.md; percentages are 0-100 with one decimal. `start()` begins the
  * 1 Hz sampling the dashboard's sparklines read; `stop()` ends it.
  */
-import type { Database } from '../../db/database.ts';
+import type { Database, PoolStats } from '../../db/database.ts';
 import type { RecentErrors } from '../../lib/recent-errors.ts';
 import type { IngestStats } from '../../pipeline/ingest-stats.ts';
 import { MetricsHistory } from './history.ts';
@@ -119,15 +119,7 @@ export interface EventProcessorMetrics {
   readonly flushMs: { readonly p50: number; readonly p99: number };
 }
 
-export interface DatabaseMetrics {
-  readonly size: number;
-  readonly active: number;
-  readonly idle: number;
-  readonly waiting: number;
-  /** active / size, percent. */
-  readonly utilization: number;
-  readonly connectionErrors: number;
-  readonly timeouts: number;
+export interface DatabaseMetrics extends PoolStats {
   /** pg_database_size(current_database()); null until the database has answered once. */
   readonly databaseSizeBytes: number | null;
   /** Exact rows per collection (NSID) and `actors`, from the counters the pipeline maintains. */
