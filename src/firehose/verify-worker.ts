@@ -42,7 +42,8 @@ const prefetchQueue: string[] = [];
 self.onmessage = (event: MessageEvent<InitMessage | JobsMessage>) => {
   const message = event.data;
   if (message.type === 'init') {
-    keys = new SigningKeyCache(new DidResolver({ plcUrl: message.plcUrl, fetch: globalThis.fetch }));
+    // The key cache is what verification needs; the resolver's own document cache stays small.
+    keys = new SigningKeyCache(new DidResolver({ plcUrl: message.plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));
     self.postMessage({ type: 'ready' });
     return;
   }
