@@ -137,8 +137,7 @@ export async function loadPosts(db: Db, keys: readonly RecordKey[]): Promise<Pos
     (sql) => sql`
       select p.author_id, p.rkey, p.cid, p.created_at, p.indexed_at, p.text, p.langs,
         p.reply_root_actor_id, p.reply_root_rkey, p.reply_parent_actor_id, p.reply_parent_rkey,
-        (select r.cid from posts r where r.author_id = p.reply_root_actor_id and r.rkey = p.reply_root_rkey) as reply_root_cid,
-        (select r.cid from posts r where r.author_id = p.reply_parent_actor_id and r.rkey = p.reply_parent_rkey) as reply_parent_cid,
+        p.reply_root_cid, p.reply_parent_cid,
         p.quote_actor_id, p.quote_rkey, p.embed, p.facets, p.labels, p.tags,
         coalesce(c.like_count, 0) as like_count, coalesce(c.repost_count, 0) as repost_count,
         coalesce(c.reply_count, 0) as reply_count, coalesce(c.quote_count, 0) as quote_count

@@ -186,8 +186,7 @@ export class Views {
     if (post.tags?.length) record.tags = post.tags;
     const root = this.#strongRef(post.replyRootActorId, post.replyRootRkey, post.replyRootCid);
     const parent = this.#strongRef(post.replyParentActorId, post.replyParentRkey, post.replyParentCid);
-    // The index keeps no CID of a reply's targets, only the current one of a live target; without
-    // both the reply reference cannot be rebuilt faithfully and is left out.
+    // The index keeps the CIDs the reply names, so the reference survives its targets' deletion.
     if (root && parent) record.reply = { root, parent };
     return record;
   }

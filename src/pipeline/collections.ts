@@ -54,6 +54,9 @@ export interface PostRow {
   readonly langs: readonly string[] | null;
   readonly replyRoot: RecordRef | null;
   readonly replyParent: RecordRef | null;
+  /** The CIDs the reply's strong refs name. */
+  readonly replyRootCid: string | null;
+  readonly replyParentCid: string | null;
   readonly quote: RecordRef | null;
   readonly embed: string | null;
   readonly facets: string | null;
@@ -219,6 +222,8 @@ function toPostRow(record: Record<string, unknown>): Row | string {
     langs: post.langs?.length ? post.langs : null,
     replyRoot,
     replyParent,
+    replyRootCid: post.reply?.root.cid ?? null,
+    replyParentCid: post.reply?.parent.cid ?? null,
     quote,
     embed: post.embed ? JSON.stringify(post.embed) : null,
     facets: post.facets?.length ? JSON.stringify(post.facets) : null,

@@ -121,8 +121,9 @@ const insertPosts: Inserter = (sql, _table, keyed, ids) => {
   const refActor = (ref: RecordRef | null) => (ref ? actorId(ids, ref.did) : null);
   return sql<Returned[]>`
     insert into posts (author_id, rkey, cid, created_at, text, langs, reply_root_actor_id, reply_root_rkey,
-      reply_parent_actor_id, reply_parent_rkey, quote_actor_id, quote_rkey, embed, facets, labels, tags)
-    select a, r, c, ca, t, l::text[], rra, rrr, rpa, rpr, qa, qr, e::jsonb, f::jsonb, lb::text[], tg::text[]
+      reply_parent_actor_id, reply_parent_rkey, quote_actor_id, quote_rkey, embed, facets, labels, tags,
+      reply_root_cid, reply_parent_cid)
+    select a, r, c, ca, t, l::text[], rra, rrr, rpa, rpr, qa, qr, e::jsonb, f::jsonb, lb::text[], tg::text[], rrc, rpc
     from unnest(
       ${rows.map((k) => k.authorId)}::int4[], ${rows.map((k) => k.rkey)}::text[], ${rows.map((k) => k.cid)}::text[],
       ${rows.map((k) => k.row.createdAt)}::timestamptz[], ${rows.map((k) => k.row.text)}::text[],
@@ -131,8 +132,9 @@ const insertPosts: Inserter = (sql, _table, keyed, ids) => {
       ${rows.map((k) => refActor(k.row.replyParent))}::int4[], ${rows.map((k) => k.row.replyParent?.rkey ?? null)}::text[],
       ${rows.map((k) => refActor(k.row.quote))}::int4[], ${rows.map((k) => k.row.quote?.rkey ?? null)}::text[],
       ${rows.map((k) => k.row.embed)}::text[], ${rows.map((k) => k.row.facets)}::text[],
-      ${rows.map((k) => pgArray(k.row.labels))}::text[], ${rows.map((k) => pgArray(k.row.tags))}::text[]
-    ) as v(a, r, c, ca, t, l, rra, rrr, rpa, rpr, qa, qr, e, f, lb, tg)
+      ${rows.map((k) => pgArray(k.row.labels))}::text[], ${rows.map((k) => pgArray(k.row.tags))}::text[],
+      ${rows.map((k) => k.row.replyRootCid)}::text[], ${rows.map((k) => k.row.replyParentCid)}::text[]
+    ) as v(a, r, c, ca, t, l, rra, rrr, rpa, rpr, qa, qr, e, f, lb, tg, rrc, rpc)
     on conflict do nothing
     returning ${sql(COUNTING.posts.columns)}`;
 };

@@ -293,6 +293,11 @@ describe('threads', () => {
     const { body } = await get(net.app, query('app.bsky.feed.getPostThread', { uri: postUri(row.did, row.rkey) }));
     expectValid(AppBskyFeedGetPostThread.mainSchema, body);
     expect(body.thread.parent).toMatchObject({ $type: 'app.bsky.feed.defs#notFoundPost', notFound: true });
+    // the reply keeps its record's references to the deleted parent, CIDs included
+    const reply = body.thread.post.record.reply;
+    expect(reply.parent.uri).toBe(body.thread.parent.uri);
+    expect(reply.parent.cid).toMatch(/^bafy/);
+    expect(reply.root.cid).toMatch(/^bafy/);
   });
 
   test("a deleted post, and a deactivated account's post, answer NotFound", async () => {
