@@ -9,6 +9,7 @@
  * one message per batch; the others as their key arrives (a slow fetch delays only its commits). Never throws: every outcome is one of VerifyOutcome.
  */
 import { DidResolver } from '../identity/did-resolver.ts';
+import { GuardedKeyResolver } from './guarded-key-resolver.ts';
 import { SigningKeyCache, type VerifyOutcome } from './signing-keys.ts';
 
 declare const self: Worker;
@@ -43,7 +44,8 @@ self.onmessage = (event: MessageEvent<InitMessage | JobsMessage>) => {
   const message = event.data;
   if (message.type === 'init') {
     // The key cache is what verification needs; the resolver's own document cache stays small.
-    keys = new SigningKeyCache(new DidResolver({ plcUrl: message.plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));
+    // A failing directory opens a circuit, so lookups fail at once instead of waiting on timeouts.
+    keys = new SigningKeyCache(new GuardedKeyResolver(new DidResolver({ plcUrl: message.plcUrl, fetch: globalThis.fetch, maxEntries: 1000 })));
     self.postMessage({ type: 'ready' });
     return;
   }

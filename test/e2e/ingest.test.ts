@@ -121,6 +121,17 @@ describe('ingestion from the simulator', () => {
     expect(ingester.stats.rejectedByReason.size).toBe(0);
   }, 120_000);
 
+  test('with the PLC directory down, every commit is still indexed, counted as unverified', async () => {
+    const sim = await simulate({ seed: 17, accounts: 200, commits: 2000, plc: { errorRate: 1 } });
+    const { db } = await database('plcdown');
+    const ingester = await ingest(sim, db);
+    const truth = sim.groundTruth();
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq);
+    expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
+    expect(ingester.stats.unverifiedCommits).toBe(sim.stats.commits);
+    expect(ingester.stats.rejectedByReason.size).toBe(0);
+  }, 120_000);
+
   test('with DB_POOL_SIZE=2 it still completes', async () => {
     const sim = await simulate({ seed: 5, accounts: 100, commits: 2000 });
     const { db } = await database('smallpool', 2);
