@@ -20,15 +20,9 @@ export interface ResolvedActors {
 export class ActorIds {
   readonly #cache = new Map<string, number>();
   readonly #capacity: number;
-  #hits = 0;
-  #misses = 0;
 
   constructor(capacity = 200_000) {
     this.#capacity = capacity;
-  }
-
-  get stats() {
-    return { size: this.#cache.size, capacity: this.#capacity, hits: this.#hits, misses: this.#misses };
   }
 
   async resolve(sql: TransactionSql, dids: Iterable<string>): Promise<ResolvedActors> {
@@ -39,8 +33,6 @@ export class ActorIds {
       if (id === undefined) unknown.push(did);
       else ids.set(did, id);
     }
-    this.#hits += ids.size;
-    this.#misses += unknown.length;
     if (unknown.length === 0) return { ids, created: [], learnt: [] };
 
     unknown.sort();

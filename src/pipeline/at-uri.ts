@@ -21,7 +21,3 @@ export function parseAtUri(uri: string): RecordRef | null {
   if (did === undefined || collection === undefined || rkey === undefined || rkey === '.' || rkey === '..') return null;
   return { did, collection, rkey };
 }
-
-export function formatAtUri(ref: RecordRef): string {
-  return `at://${ref.did}/${ref.collection}/${ref.rkey}`;
-}

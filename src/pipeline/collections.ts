@@ -136,7 +136,6 @@ const COLLECTIONS: Readonly<Record<string, CollectionSpec>> = {
   'app.bsky.labeler.service': { table: 'labelers', schema: AppBskyLabelerService.mainSchema, toRow: document('labelers') },
 };
 
-export const INDEXED_COLLECTIONS: readonly string[] = Object.keys(COLLECTIONS);
 export const TABLES: readonly Table[] = [...new Set(Object.values(COLLECTIONS).map((spec) => spec.table))];
 
 const COLLECTION_OF_TABLE = new Map<Table, string>(Object.entries(COLLECTIONS).map(([collection, spec]) => [spec.table, collection]));

@@ -21,7 +21,6 @@ export interface Ingester {
   readonly pipeline: Pipeline;
   readonly subscription: FirehoseSubscription;
   readonly stats: IngestStats;
-  readonly actorIds: ActorIds;
   /** Settles when both loops end; rejects if one fails. */
   readonly done: Promise<void>;
   stop(): Promise<void>;
@@ -48,10 +47,9 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
 
   const stats = new IngestStats();
   const verifier = config.verifyCommits ? await WorkerVerifier.start(config.plcUrl, log, options.verifyWorkerUrl) : null;
-  const actorIds = new ActorIds();
   const pipeline = new Pipeline({
     db,
-    actorIds,
+    actorIds: new ActorIds(),
     relayUrl: config.relayUrl,
     processor: new EventProcessor({ verifier, stats }),
     stats,
@@ -87,5 +85,5 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
       log.info('ingestion stopped', { cursor: pipeline.committedSeq });
     })());
 
-  return { pipeline, subscription, stats, actorIds, done, stop };
+  return { pipeline, subscription, stats, done, stop };
 }
