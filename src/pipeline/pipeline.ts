@@ -267,7 +267,14 @@ export class Pipeline {
   }
 }
 
+/**
+ * "This data cannot be stored": PostgreSQL's data classes, or a value the client could not even
+ * serialize (postgres.js throws a plain RangeError for, say, an impossible date). Those are
+ * bisected to the one bad event; anything else (connection, server down, a bug of ours) is
+ * retried, never skipped.
+ */
 function isDataError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.length === 5 && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+  if (typeof code === 'string') return code.length === 5 && DATA_ERROR_CLASSES.has(code.slice(0, 2));
+  return error instanceof RangeError;
 }

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { ActorIds } from '../../src/pipeline/actor-ids.ts';
+import { parseRecord } from '../../src/pipeline/collections.ts';
+import type { EventProcessor, SequencedFrame } from '../../src/pipeline/event-processor.ts';
+import type { IndexEvent } from '../../src/pipeline/events.ts';
+import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { createLogger, silentLogger } from '../../src/log.ts';
+import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
+
+let database: MigratedDatabase;
+beforeAll(async () => {
+  database = await migratedDatabase('pipeline');
+});
+afterAll(() => database.close());
+
+const NOW = '2026-11-27T10:00:00.000Z';
+const CID = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';
+const did = (n: number) => `did:plc:pipeline${String(n).padStart(16, '0')}`;
+
+/** A processor that turns frame seq N into a follow by account N (or the event `special` gives). */
+function processorFor(special: Map<number, IndexEvent> = new Map()): EventProcessor {
+  const follow = parseRecord('app.bsky.graph.follow', '3kaaaaaaaaa22', { $type: 'app.bsky.graph.follow', subject: did(0), createdAt: NOW });
+  if (!follow?.ok) throw new Error('fixture');
+  return {
+    prefetch: () => {},
+    process: async (frame: SequencedFrame): Promise<IndexEvent> =>
+      special.get(frame.seq) ?? {
+        kind: 'commit',
+        seq: frame.seq,
+        time: NOW,
+        did: did(frame.seq),
+        rev: '3kaaaaaaaaa22',
+        ops: [{ action: 'create', collection: 'app.bsky.graph.follow', table: 'follows', rkey: '3kaaaaaaaaa22', cid: CID, row: follow.row }],
+      },
+  } as unknown as EventProcessor;
+}
+
+const frame = (seq: number): SequencedFrame => ({ kind: 'identity', seq, did: did(seq), time: NOW });
+
+function pipeline(relayUrl: string, processor: EventProcessor, lingerMs?: number) {
+  const stats = new IngestStats();
+  const instance = new Pipeline({
+    db: database.db,
+    actorIds: new ActorIds(),
+    relayUrl,
+    processor,
+    stats,
+    log: process.env.DEBUG_PIPELINE ? createLogger('debug') : silentLogger,
+    maxConcurrentOps: 80,
+    committedSeq: null,
+    lingerMs,
+  });
+  const controller = new AbortController();
+  const done = instance.run(controller.signal);
+  return { instance, stats, stop: async () => (controller.abort(), await done) };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await Bun.sleep(5);
+  }
+}
+
+describe('Pipeline', () => {
+  test('an event the database refuses is found by halving the batch, counted and skipped; the rest is written', async () => {
+    // a date PostgreSQL cannot store: only this event's follow fails (22008 datetime overflow)
+    const follow = parseRecord('app.bsky.graph.follow', '3kaaaaaaaaa22', { $type: 'app.bsky.graph.follow', subject: did(0), createdAt: NOW });
+    if (!follow?.ok) throw new Error('fixture');
+    const poison: IndexEvent = {
+      kind: 'commit',
+      seq: 37,
+      time: NOW,
+      did: did(37),
+      rev: '3kaaaaaaaaa22',
+      ops: [{ action: 'create', collection: 'app.bsky.graph.follow', table: 'follows', rkey: '3kaaaaaaaaa22', cid: CID, row: { ...follow.row, createdAt: '294277-01-01T00:00:00Z' } }],
+    };
+    const { instance, stats, stop } = pipeline('ws://poison.test', processorFor(new Map([[37, poison]])), 0);
+    for (let seq = 1; seq <= 100; seq++) expect(instance.offer(frame(seq))).toBe('accepted');
+    await until(() => instance.committedSeq === 100);
+    await stop();
+    expect(stats.rejectedByReason.get('db-rejected')).toBe(1);
+    const [row] = await database.db.run((sql) => sql`select count(*)::int as n from follows f join actors a on a.id = f.author_id where a.did like 'did:plc:pipeline%'`);
+    expect(row?.n).toBe(99);
+    const [cursor] = await database.db.run((sql) => sql`select seq from firehose_cursor where relay_url = 'ws://poison.test'`);
+    expect(cursor?.seq).toBe(100);
+  });
+
+  test('under light traffic small batches wait to grow instead of costing a transaction each', async () => {
+    const { instance, stats, stop } = pipeline('ws://linger.test', processorFor(), 200);
+    for (let seq = 1; seq <= 40; seq++) {
+      instance.offer(frame(seq));
+      await Bun.sleep(2);
+    }
+    await until(() => instance.committedSeq === 40);
+    await stop();
+    expect(stats.batchesCommitted).toBeLessThanOrEqual(5);
+  });
+
+  test('a replayed or duplicated seq is refused, and a full queue says so', async () => {
+    const { instance, stop } = pipeline('ws://dup.test', processorFor(), 0);
+    expect(instance.offer(frame(5))).toBe('accepted');
+    expect(instance.offer(frame(5))).toBe('duplicate');
+    expect(instance.offer(frame(3))).toBe('duplicate');
+    await until(() => instance.committedSeq === 5);
+    await stop();
+    const small = new Pipeline({
+      db: database.db, actorIds: new ActorIds(), relayUrl: 'ws://full.test', processor: processorFor(), stats: new IngestStats(),
+      log: silentLogger, maxConcurrentOps: 1, committedSeq: null, queueLimit: 2,
+    });
+    expect([small.offer(frame(1)), small.offer(frame(2)), small.offer(frame(3))]).toEqual(['accepted', 'accepted', 'full']);
+  });
+});
