@@ -51,7 +51,7 @@ interface Entry {
 
 export type OfferResult = 'accepted' | 'duplicate' | 'full';
 
-const DEFAULT_QUEUE_LIMIT = 20_000;
+const DEFAULT_QUEUE_LIMIT = 8_000;
 const DEFAULT_MAX_BATCH_EVENTS = 5_000;
 /** A batch smaller than this waits up to `lingerMs` (default 100) after the previous write began. */
 const LINGER_EVENTS = 500;
