@@ -1,8 +1,8 @@
 /**
  * Commit verification for the pipeline: where signatures are checked and keys fetched.
  *
- * `WorkerVerifier` runs them on a worker thread (`verify-worker.ts`): jobs are sent in batches (64
- * jobs, or 10 ms after the first), answers come back the same way, so the thread that reads the socket
+ * `WorkerVerifier` runs them on a worker thread (`verify-worker.ts`): jobs are sent in batches (see
+ * SEND_AT), answers come back the same way, so the thread that reads the socket
  * and writes batches spends ~2 us per commit on verification instead of ~50 us plus the key
  * fetches. If the worker dies, a new one is started and the jobs it held are sent again: a
  * verification is never lost, and never answered twice.
@@ -57,14 +57,13 @@ interface Job {
 /** Where the worker's module is when running from source. A compiled binary passes its own. */
 const DEFAULT_WORKER_URL = new URL('./verify-worker.ts', import.meta.url);
 const PREFETCH_BUFFER = 10_000;
-/** Jobs are sent as soon as this many wait... */
-const SEND_AT = 64;
 /**
- * ...or this long after the first of them. A message between threads costs far more than a
- * signature check, so under light traffic (a few hundred commits a second) gathering jobs for a
- * few milliseconds saves most of the verification cost; batches wait ~100 ms anyway.
+ * When jobs are sent: at once (end of the current task) when the worker has nothing of ours to
+ * answer; otherwise with its next answer, as soon as SEND_AT wait, or after MAX_HOLD_MS at most.
+ * So a quiet firehose costs a message per commit and a busy one a message per batch of jobs.
  */
-const SEND_AFTER_MS = 10;
+const SEND_AT = 64;
+const MAX_HOLD_MS = 2;
 
 export class WorkerVerifier implements CommitVerifier {
   readonly #plcUrl: string;
@@ -75,6 +74,8 @@ export class WorkerVerifier implements CommitVerifier {
   readonly #pending = new Map<number, Job>();
   #nextId = 0;
   #outbox: { ids: number[]; prefetch: string[]; invalidate: string[] } | null = null;
+  /** Jobs sent and not answered yet. */
+  #unanswered = 0;
   #closed = false;
   #started = false;
   restarts = 0;
@@ -124,9 +125,13 @@ export class WorkerVerifier implements CommitVerifier {
     if (!this.#outbox) {
       this.#outbox = { ids: [], prefetch: [], invalidate: [] };
       const box = this.#outbox;
+      queueMicrotask(() => {
+        if (this.#outbox === box && this.#unanswered === 0) this.#flush();
+      });
+      // the worker may be busy fetching keys for what it holds: never wait long on it
       setTimeout(() => {
         if (this.#outbox === box) this.#flush();
-      }, SEND_AFTER_MS);
+      }, MAX_HOLD_MS);
     }
     return this.#outbox;
   }
@@ -139,6 +144,7 @@ export class WorkerVerifier implements CommitVerifier {
   }
 
   #send(ids: number[], prefetch: string[], invalidate: string[]): void {
+    this.#unanswered += ids.length;
     const message: JobsMessage = { type: 'jobs', ids: [], dids: [], unsigned: [], sigs: [], prefetch, invalidate };
     for (const id of ids) {
       const job = this.#pending.get(id);
@@ -160,6 +166,7 @@ export class WorkerVerifier implements CommitVerifier {
           resolve();
           return;
         }
+        this.#unanswered = Math.max(0, this.#unanswered - message.ids.length);
         for (let index = 0; index < message.ids.length; index++) {
           const id = message.ids[index] as number;
           const job = this.#pending.get(id);
@@ -167,6 +174,8 @@ export class WorkerVerifier implements CommitVerifier {
           this.#pending.delete(id);
           job.resolve(message.outcomes[index] as VerifyOutcome);
         }
+        // what gathered while the worker was busy goes out with its answer
+        if (this.#outbox) queueMicrotask(() => this.#flush());
       };
       worker.onerror = (event) => {
         reject(new Error(`the verification worker failed: ${event.message}`));
@@ -185,6 +194,7 @@ export class WorkerVerifier implements CommitVerifier {
     this.#log.error('the verification worker died: starting a new one', { reason, pending: this.#pending.size });
     this.#worker.terminate();
     [this.#worker, this.#ready] = this.#spawn();
+    this.#unanswered = 0;
     this.#ready.then(
       () => this.#send([...this.#pending.keys()], [], []),
       () => {
