@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Config } from './config.ts';
+import { redactPassword, type Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { createApp } from './api/app.ts';
 import { MetricsService } from './api/metrics/metrics-service.ts';
@@ -64,6 +64,11 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     const db = new Database({ url: databaseUrl, poolSize: config.dbPoolSize });
     cleanups.push(() => db.close());
 
+    await db.run((sql) => sql`select 1`).catch((error: unknown) => {
+      const where = config.databaseUrl ? `DATABASE_URL=${redactPassword(config.databaseUrl)}` : 'the embedded PostgreSQL';
+      const fix = config.databaseUrl ? 'check that the server runs and the URL (host, port, user, password, database) is right, or unset DATABASE_URL to use the embedded PostgreSQL' : `check DATA_DIR=${config.dataDir}`;
+      throw new Error(`cannot reach ${where} (${(error as Error).message}): ${fix}`, { cause: error });
+    });
     const migrations = await loadMigrations(migrationsDir());
     const applied = await migrate(db, migrations);
     log.info(applied.length ? 'migrations applied' : 'database schema up to date', { applied: applied.join(',') || undefined, total: migrations.length });
@@ -126,7 +131,11 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
         },
       },
     });
-    app.listen({ port: config.port, hostname: '0.0.0.0' });
+    try {
+      app.listen({ port: config.port, hostname: '0.0.0.0' });
+    } catch (error) {
+      throw new Error(`cannot listen on PORT=${config.port} (${(error as Error).message}): choose a free port`, { cause: error });
+    }
     cleanups.push(async () => {
       await app.stop(true);
     });

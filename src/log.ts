@@ -38,7 +38,10 @@ export const silentLogger: Logger = createLogger('error', () => {});
 
 function formatValue(value: unknown): string {
   let text: string;
-  if (value instanceof Error) text = value.cause ? `${value.message} (cause: ${describeCause(value.cause)})` : value.message;
+  if (value instanceof Error) {
+    const cause = value.cause === undefined ? '' : describeCause(value.cause);
+    text = cause && !value.message.includes(cause) ? `${value.message} (cause: ${cause})` : value.message;
+  }
   else if (typeof value === 'string') text = value;
   else text = JSON.stringify(value) ?? String(value);
   if (text.length > MAX_FIELD_CHARS) text = `${text.slice(0, MAX_FIELD_CHARS)}...`;

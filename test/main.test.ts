@@ -30,6 +30,26 @@ describe('the aqueduct process', () => {
     expect(stderr).toContain(`configuration error: ${name}=`);
   }, 30_000);
 
+  test('an unreachable DATABASE_URL or a busy PORT stops start-up with a message naming it and the fix', async () => {
+    const unreachable = spawnAqueduct({ DATABASE_URL: 'postgres://aqueduct:secret@127.0.0.1:1/none' });
+    expect(await unreachable.exited).toBe(1);
+    const stderr = await new Response(unreachable.stderr).text();
+    expect(stderr).toContain('cannot reach DATABASE_URL=postgres://aqueduct:***@127.0.0.1:1/none');
+    expect(stderr).toContain('unset DATABASE_URL to use the embedded PostgreSQL');
+    expect(stderr).not.toContain('secret');
+
+    const database: TestDatabase = await createTestDatabase('port');
+    cleanups.push(() => database.drop());
+    const squatter = Bun.serve({ port: 0, fetch: () => new Response('busy') });
+    try {
+      const busy = spawnAqueduct({ DATABASE_URL: database.url, PORT: String(squatter.port) });
+      expect(await busy.exited).toBe(1);
+      expect(await new Response(busy.stderr).text()).toContain(`cannot listen on PORT=${squatter.port}`);
+    } finally {
+      squatter.stop(true);
+    }
+  }, 60_000);
+
   test('with DATABASE_URL it migrates, serves, and exits 0 on SIGTERM', async () => {
     const database: TestDatabase = await createTestDatabase('main');
     cleanups.push(() => database.drop());
