@@ -270,7 +270,12 @@ describe('threads', () => {
     const row = await one(`
       select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null
       join posts parent on parent.author_id = p.reply_parent_actor_id and parent.rkey = p.reply_parent_rkey
-      where exists (select 1 from posts c where c.reply_parent_actor_id = p.author_id and c.reply_parent_rkey = p.rkey)
+      where exists (
+        select 1 from posts c join actors ca on ca.id = c.author_id and ca.status is null
+        where c.reply_parent_actor_id = p.author_id and c.reply_parent_rkey = p.rkey
+          and not exists (select 1 from blocks b where (b.author_id = c.author_id and b.subject_actor_id = p.author_id)
+                                                  or (b.author_id = p.author_id and b.subject_actor_id = c.author_id)))
+      order by p.author_id, p.rkey
       limit 1`);
     const uri = postUri(row.did, row.rkey);
     const { body } = await get(net.app, query('app.bsky.feed.getPostThread', { uri }));
