@@ -184,6 +184,9 @@ describe('feeds', () => {
       join actors a1 on a1.id = p1.author_id and a1.status is null
       join actors a2 on a2.id = p2.author_id and a2.status is null
       join actors a3 on a3.id = p3.author_id and a3.status is null
+      where not exists (select 1 from blocks b where (b.author_id, b.subject_actor_id) in
+        ((a1.id, a2.id), (a2.id, a1.id), (a2.id, a3.id), (a3.id, a2.id), (a1.id, a3.id), (a3.id, a1.id)))
+      order by p1.author_id, p1.rkey
       limit 1`);
     const { body } = await get(net.app, query('app.bsky.feed.getPosts', { uris: [postUri(chain.did, chain.rkey)] }));
     expectValid(AppBskyFeedGetPosts.mainSchema, body);
