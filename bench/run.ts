@@ -247,12 +247,15 @@ async function preload(url: string, records: number): Promise<void> {
  * answers wait behind the relay's sending loop and measure the simulator, not the ingester.
  */
 async function startSim(scenario: Scenario) {
-  const [relay, directory] = await Promise.all([startSimProcess(scenario), startSimProcess(scenario)]);
+  // The relay keeps a bounded replay window for paced runs (the ingester stays near the head);
+  // the directory keeps no frames at all.
+  const relayRetain = scenario.rate ? Math.max(100_000, scenario.rate * 60) : null;
+  const [relay, directory] = await Promise.all([startSimProcess(scenario, relayRetain), startSimProcess(scenario, 1)]);
   // Without faults or lifecycle events every event is a commit: seq N is the N-th commit.
   return { httpUrl: directory, relayUrl: relay.replace(/^http/, 'ws'), lastSeq: scenario.commits, eventsPerCommit: 1, ops: scenario.commits };
 }
 
-async function startSimProcess(scenario: Scenario): Promise<string> {
+async function startSimProcess(scenario: Scenario, retain: number | null): Promise<string> {
   const port = await freePort();
   const args = [
     process.execPath, join(ROOT, 'src/sim/cli.ts'),
@@ -261,6 +264,7 @@ async function startSimProcess(scenario: Scenario): Promise<string> {
     '--new-share', String(scenario.newShare), '--rate', String(scenario.rate),
   ];
   if (!scenario.rate) args.push('--pregenerate');
+  if (retain !== null) args.push('--retain', String(retain));
   const child = Bun.spawn(args, { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
   cleanups.push(async () => {
     child.kill('SIGTERM');
