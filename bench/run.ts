@@ -75,12 +75,21 @@ if (!base) {
 const scenario: Scenario = values.commits ? scaled(base, Number(values.commits)) : base;
 
 const cleanups: Array<() => Promise<unknown>> = [];
+const cleanUp = async (): Promise<void> => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+};
+// Interrupted, it still stops the simulators, the ingester and its embedded PostgreSQL.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
 try {
   const result = await run(values.scenario ?? 'flood', scenario);
   printTable(result);
   if (values.json) await writeFile(values.json, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  await cleanUp();
 }
 
 function scaled(scenario: Scenario, commits: number): Scenario {
