@@ -16,6 +16,7 @@ import { silentLogger } from '../../src/log.ts';
 import { startIngester, type Ingester } from '../../src/pipeline/ingester.ts';
 import { startSimulator, type Simulator } from '../../src/sim/server.ts';
 import { migratedDatabase } from '../support/schema.ts';
+import { until } from '../support/until.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -37,13 +38,6 @@ let ingester: Ingester;
 let base = '';
 let browser: Browser | null = null;
 
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await Bun.sleep(20);
-  }
-}
 
 /** Chromium, or a loud failure naming the package to install. */
 async function openBrowser(): Promise<Browser> {
@@ -97,7 +91,7 @@ beforeAll(async () => {
 
   // The XSS probe: an error whose text came from the network.
   log.error(`relay sent ${PROBE}`, { error: new Error(PROBE), handle: `${PROBE}.example.com` });
-  await until(() => (ingester.pipeline.committedSeq ?? 0) > 0);
+  await until(() => (ingester.pipeline.committedSeq ?? 0) > 0, { timeoutMs: 30_000 });
 }, 60_000);
 
 afterAll(async () => {

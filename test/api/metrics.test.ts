@@ -22,6 +22,7 @@ import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
 import { startIngester, type Ingester } from '../../src/pipeline/ingester.ts';
 import { startSimulator, type Simulator } from '../../src/sim/server.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
+import { until } from '../support/until.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -38,13 +39,6 @@ async function json(app: { handle(request: Request): Promise<Response> }, path: 
   return (await response.json()) as Record<string, unknown>;
 }
 
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await Bun.sleep(20);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // A strict parser of the Prometheus text format 0.0.4, as a scraper reads it.
@@ -419,7 +413,7 @@ describe('metrics with hand-made services over a real database', () => {
     expect(ep.pendingUserCreationOpsCount).toBe(0);
     release.resolve();
     await Promise.all(holders);
-    await until(async () => (await metrics.database()).sampledAt !== first.sampledAt, 5000);
+    await until(async () => (await metrics.database()).sampledAt !== first.sampledAt, { timeoutMs: 5000 });
   });
 
   test('/metrics: the same figures, conventional names and units, hostile label values escaped', async () => {
@@ -532,7 +526,7 @@ describe('end to end: the simulator through a real ingester, read over HTTP', ()
     app.listen({ port: 0, hostname: '127.0.0.1' });
     cleanups.push(() => app.stop(true));
     base = `http://127.0.0.1:${app.server?.port}`;
-    await until(() => ingester.pipeline.committedSeq === sim.groundTruth().lastSeq);
+    await until(() => ingester.pipeline.committedSeq === sim.groundTruth().lastSeq, { timeoutMs: 60_000 });
   }, 90_000);
 
   const fetchJson = async (path: string) => {
@@ -565,7 +559,7 @@ describe('end to end: the simulator through a real ingester, read over HTTP', ()
 
   test('/api/metrics/event-processor: events by type and rejects by reason match what the simulator sent', async () => {
     // Rates count complete seconds only.
-    await until(() => ingester.stats.eventsPerSecond(300) > 0, 3000);
+    await until(() => ingester.stats.eventsPerSecond(300) > 0, { timeoutMs: 3000 });
     const body = await fetchJson('/api/metrics/event-processor');
     const faults = sim.stats.faults;
     const byType = body.eventsByType as Record<string, number>;
@@ -634,7 +628,7 @@ describe('end to end: the simulator through a real ingester, read over HTTP', ()
   });
 
   test('the history samples the run once a second', async () => {
-    await until(() => metrics.history.samples().some((s) => s.lagSeconds !== null), 3000);
+    await until(() => metrics.history.samples().some((s) => s.lagSeconds !== null), { timeoutMs: 3000 });
     expect(metrics.history.samples().length).toBeGreaterThan(0);
   });
 });

@@ -10,19 +10,13 @@ import { startSimulator, type Simulator, type SimulatorOptions } from '../../src
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
 import { expectedState, readIndexedState } from '../support/ground-truth-check.ts';
 import { startAqueductProcess } from '../support/process.ts';
+import { until } from '../support/until.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await Bun.sleep(20);
-  }
-}
 
 const relayOf = (sim: Simulator) => sim.url.replace(/^http/, 'ws');
 
@@ -54,7 +48,7 @@ describe('ingestion from the simulator', () => {
     const { db } = await database('ingest');
     const ingester = await ingest(sim, db);
     const truth = sim.groundTruth();
-    await until(() => ingester.pipeline.committedSeq === truth.lastSeq);
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 90_000 });
 
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     expect(Object.fromEntries(ingester.stats.rejectedByReason)).toEqual({});
@@ -73,7 +67,7 @@ describe('ingestion from the simulator', () => {
     const { db } = await database('faults');
     const ingester = await ingest(sim, db);
     const truth = sim.groundTruth();
-    await until(() => ingester.pipeline.committedSeq === truth.lastSeq);
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 90_000 });
 
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     const rejected = Object.fromEntries(ingester.stats.rejectedByReason);
@@ -95,7 +89,7 @@ describe('ingestion from the simulator', () => {
     const { db } = await database('lifecycle');
     const ingester = await ingest(sim, db);
     const truth = sim.groundTruth();
-    await until(() => ingester.pipeline.committedSeq === truth.lastSeq);
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 90_000 });
 
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     for (const kind of ['identity', 'account', 'sync'] as const) expect(ingester.stats.eventsByType.get(kind)).toBe(sim.stats[kind]);
@@ -114,7 +108,7 @@ describe('ingestion from the simulator', () => {
     const { db } = await database('storm');
     const ingester = await ingest(sim, db, { verifyCommits: false });
     const truth = sim.groundTruth();
-    await until(() => ingester.pipeline.committedSeq === truth.lastSeq);
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 90_000 });
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     const [authors] = await db.run((sql) => sql`select count(*)::int as n from identity_queue where reason = 'new'`);
     expect(authors?.n).toBeGreaterThanOrEqual(sim.stats.newAccountCommits);
@@ -126,7 +120,7 @@ describe('ingestion from the simulator', () => {
     const { db } = await database('plcdown');
     const ingester = await ingest(sim, db);
     const truth = sim.groundTruth();
-    await until(() => ingester.pipeline.committedSeq === truth.lastSeq);
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 90_000 });
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     expect(ingester.stats.unverifiedCommits).toBe(sim.stats.commits);
     expect(ingester.stats.rejectedByReason.size).toBe(0);
@@ -137,7 +131,7 @@ describe('ingestion from the simulator', () => {
     const { db } = await database('smallpool', 2);
     const ingester = await ingest(sim, db);
     const truth = sim.groundTruth();
-    await until(() => ingester.pipeline.committedSeq === truth.lastSeq);
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 90_000 });
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     expect(db.stats().size).toBe(2);
   }, 120_000);
@@ -149,7 +143,7 @@ describe('ingestion from the simulator', () => {
     const cursor = async () => (await db.run((sql) => sql`select seq from firehose_cursor`))[0]?.seq ?? 0;
 
     const first = await startAqueductProcess(env);
-    await until(async () => (await cursor()) > 1500);
+    await until(async () => (await cursor()) > 1500, { timeoutMs: 90_000 });
     expect(await first.stop('SIGKILL')).not.toBe(0);
     const killedAt = await cursor();
     const truth = sim.groundTruth();
@@ -157,7 +151,7 @@ describe('ingestion from the simulator', () => {
 
     const second = await startAqueductProcess(env);
     cleanups.push(() => second.stop('SIGTERM'));
-    await until(async () => (await cursor()) === sim.groundTruth().lastSeq);
+    await until(async () => (await cursor()) === sim.groundTruth().lastSeq, { timeoutMs: 90_000 });
     expect(second.log()).toContain(`cursor=${killedAt}`);
     expect(await readIndexedState(db, sim.groundTruth())).toEqual(expectedState(sim.groundTruth()));
   }, 180_000);

@@ -6,6 +6,7 @@ import type { SequencedFrame } from '../../src/pipeline/event-processor.ts';
 import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
 import { silentLogger } from '../../src/log.ts';
 import { buildCommit, frameOf } from './fixtures.ts';
+import { until } from '../support/until.ts';
 
 /** A scripted relay: `script(cursor)` says what to send on each connection. */
 function startRelay(script: (cursor: string | null, connection: number) => Uint8Array[], keepOpen = true) {
@@ -58,13 +59,6 @@ afterEach(async () => {
   for (const stop of running.splice(0)) await stop();
 });
 
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await Bun.sleep(10);
-  }
-}
 
 function subscribe(url: string, sink: FrameSink, extra: Partial<ConstructorParameters<typeof FirehoseSubscription>[0]> = {}) {
   const stats = new IngestStats();
@@ -84,13 +78,13 @@ describe('FirehoseSubscription', () => {
     running.push(relay.stop);
     const sink = new RecordingSink();
     subscribe(relay.url, sink);
-    await until(() => relay.cursors.length >= 3);
+    await until(() => relay.cursors.length >= 3, { timeoutMs: 10_000, intervalMs: 10 });
     expect(relay.cursors.slice(0, 3)).toEqual([null, '2', '3']);
 
     const fromSeq = startRelay(() => []);
     running.push(fromSeq.stop);
     subscribe(fromSeq.url, new RecordingSink(), { start: { kind: 'seq', seq: 0 } });
-    await until(() => fromSeq.cursors.length >= 1);
+    await until(() => fromSeq.cursors.length >= 1, { timeoutMs: 10_000, intervalMs: 10 });
     expect(fromSeq.cursors[0]).toBe('0');
   });
 
@@ -99,7 +93,7 @@ describe('FirehoseSubscription', () => {
     running.push(relay.stop);
     const sink = new RecordingSink();
     const { stats, subscription } = subscribe(relay.url, sink);
-    await until(() => sink.frames.length === 1);
+    await until(() => sink.frames.length === 1, { timeoutMs: 10_000, intervalMs: 10 });
     expect(sink.frames[0]?.seq).toBe(7);
     const rejected = Object.fromEntries(stats.rejectedByReason);
     expect(Object.values(rejected).reduce((a, b) => a + b, 0)).toBe(3);
@@ -114,7 +108,7 @@ describe('FirehoseSubscription', () => {
     const sink = new RecordingSink();
     sink.lastAcceptedSeq = 500;
     const { subscription } = subscribe(relay.url, sink);
-    await until(() => sink.frames.length === 1);
+    await until(() => sink.frames.length === 1, { timeoutMs: 10_000, intervalMs: 10 });
     expect(relay.cursors.slice(0, 2)).toEqual(['500', null]);
     expect(sink.resets).toBe(1);
     expect(subscription.errorFrames.get('FutureCursor')).toBe(1);
@@ -124,7 +118,7 @@ describe('FirehoseSubscription', () => {
     const relay = startRelay(() => []);
     running.push(relay.stop);
     const { subscription } = subscribe(relay.url, new RecordingSink(), { idleTimeoutMs: 100 });
-    await until(() => relay.cursors.length >= 3);
+    await until(() => relay.cursors.length >= 3, { timeoutMs: 10_000, intervalMs: 10 });
     expect(subscription.reconnects).toBeGreaterThanOrEqual(2);
   });
 
@@ -136,7 +130,7 @@ describe('FirehoseSubscription', () => {
     running.push(relay.stop);
     const sink = new RecordingSink(2);
     subscribe(relay.url, sink);
-    await until(() => relay.cursors.length >= 3);
+    await until(() => relay.cursors.length >= 3, { timeoutMs: 10_000, intervalMs: 10 });
     expect(relay.cursors.slice(0, 3)).toEqual([null, '2', '4']);
   });
 });

@@ -7,6 +7,7 @@ import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
+import { until } from '../support/until.ts';
 
 let database: MigratedDatabase;
 beforeAll(async () => {
@@ -56,13 +57,6 @@ function pipeline(relayUrl: string, processor: EventProcessor, lingerMs?: number
   return { instance, stats, stop: async () => (controller.abort(), await done) };
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await Bun.sleep(5);
-  }
-}
 
 describe('Pipeline', () => {
   test('an event the database refuses is found by halving the batch, counted and skipped; the rest is written', async () => {
@@ -79,7 +73,7 @@ describe('Pipeline', () => {
     };
     const { instance, stats, stop } = pipeline('ws://poison.test', processorFor(new Map([[37, poison]])), 0);
     for (let seq = 1; seq <= 100; seq++) expect(instance.offer(frame(seq))).toBe('accepted');
-    await until(() => instance.committedSeq === 100);
+    await until(() => instance.committedSeq === 100, { timeoutMs: 30_000, intervalMs: 5 });
     await stop();
     expect(stats.rejectedByReason.get('db-rejected')).toBe(1);
     const [row] = await database.db.run((sql) => sql`select count(*)::int as n from follows f join actors a on a.id = f.author_id where a.did like 'did:plc:pipeline%'`);
@@ -94,7 +88,7 @@ describe('Pipeline', () => {
       instance.offer(frame(seq));
       await Bun.sleep(2);
     }
-    await until(() => instance.committedSeq === 40);
+    await until(() => instance.committedSeq === 40, { timeoutMs: 30_000, intervalMs: 5 });
     await stop();
     expect(stats.batchesCommitted).toBeLessThanOrEqual(5);
   });
@@ -104,7 +98,7 @@ describe('Pipeline', () => {
     expect(instance.offer(frame(5))).toBe('accepted');
     expect(instance.offer(frame(5))).toBe('duplicate');
     expect(instance.offer(frame(3))).toBe('duplicate');
-    await until(() => instance.committedSeq === 5);
+    await until(() => instance.committedSeq === 5, { timeoutMs: 30_000, intervalMs: 5 });
     await stop();
     const small = new Pipeline({
       db: database.db, actorIds: new ActorIds(), relayUrl: 'ws://full.test', processor: processorFor(), stats: new IngestStats(),

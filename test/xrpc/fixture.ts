@@ -16,6 +16,7 @@ import { DEFAULT_IMAGE_URL_TEMPLATE } from '../../src/identity/profile-view.ts';
 import type { Database } from '../../src/db/database.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startIngester } from '../../src/pipeline/ingester.ts';
+import { until } from '../support/until.ts';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/server.ts';
 import { migratedDatabase } from '../support/schema.ts';
 
@@ -59,11 +60,7 @@ export async function indexedNetwork(prefix: string, options: SimulatorOptions):
     silentLogger,
   );
   const truth = sim.groundTruth();
-  const deadline = Date.now() + 120_000;
-  while (ingester.pipeline.committedSeq !== truth.lastSeq) {
-    if (Date.now() > deadline) throw new Error('ingestion timed out');
-    await Bun.sleep(20);
-  }
+  await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 120_000 });
   await ingester.stop();
   return { sim, db: migrated.db, app: xrpcApp(migrated.db, sim.url) };
 }
