@@ -11,7 +11,7 @@ import type { Database, TransactionSql } from '../db/database.ts';
 import type { ActorIds } from './actor-ids.ts';
 import { AggregateDeltas } from './aggregates.ts';
 import type { Batch } from './batch.ts';
-import { TABLES, collectionOfTable, type Table } from './collections.ts';
+import { TABLES } from './collections.ts';
 import { deleteAuthors, deleteKeys, insertRows, type KeyedRow } from './table-writers.ts';
 
 export interface BatchWriteResult {
@@ -35,11 +35,10 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
     const deltas = new AggregateDeltas();
     if (batch.deletedAccounts.size) {
       const authorIds = [...batch.deletedAccounts].map(idOf).sort((a, b) => a - b);
-      for (const table of TABLES) await deleteAuthors(sql, table, collectionOfTable(table), authorIds, deltas);
+      for (const table of TABLES) await deleteAuthors(sql, table, authorIds, deltas);
     }
 
     for (const [table, changes] of batch.changes) {
-      const collection = collectionOfTable(table);
       const replaced: Array<{ authorId: number; rkey: string }> = [];
       const rows: Array<KeyedRow<unknown>> = [];
       for (const change of changes.values()) {
@@ -49,8 +48,8 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
       }
       const byKey = (a: { authorId: number; rkey: string }, b: { authorId: number; rkey: string }) =>
         a.authorId - b.authorId || (a.rkey < b.rkey ? -1 : a.rkey > b.rkey ? 1 : 0);
-      await deleteKeys(sql, table as Table, collection, replaced.sort(byKey), deltas);
-      await insertRows(sql, table as Table, collection, rows.sort(byKey), ids, deltas);
+      await deleteKeys(sql, table, replaced.sort(byKey), deltas);
+      await insertRows(sql, table, rows.sort(byKey), ids, deltas);
     }
     deltas.record('actors', actors.created.length);
     await deltas.write(sql);

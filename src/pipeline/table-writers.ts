@@ -12,6 +12,7 @@ import type { TransactionSql } from '../db/database.ts';
 import type { AggregateDeltas } from './aggregates.ts';
 import {
   SUBJECT_COLLECTIONS,
+  collectionOfTable,
   type DocumentRow,
   type PostRow,
   type SubjectActorRow,
@@ -74,44 +75,40 @@ const COUNTING: Readonly<Record<Table, { readonly columns: readonly string[]; re
 export async function deleteKeys(
   sql: TransactionSql,
   table: Table,
-  collection: string,
   keys: ReadonlyArray<{ readonly authorId: number; readonly rkey: string }>,
   deltas: AggregateDeltas,
 ): Promise<void> {
   if (keys.length === 0) return;
-  const { columns, count } = COUNTING[table];
   const rows = await sql<Returned[]>`
     delete from ${sql(table)} as t
     using unnest(${keys.map((key) => key.authorId)}::int4[], ${keys.map((key) => key.rkey)}::text[]) as d(author_id, rkey)
     where t.author_id = d.author_id and t.rkey = d.rkey
-    returning ${sql(columns.map((column) => `t.${column}`))}`;
-  for (const row of rows) count(row, -1, deltas);
-  deltas.record(collection, -rows.length);
+    returning ${returningColumns(sql, table)}`;
+  countRows(table, rows, -1, deltas);
 }
 
-export async function deleteAuthors(sql: TransactionSql, table: Table, collection: string, authorIds: readonly number[], deltas: AggregateDeltas): Promise<void> {
+export async function deleteAuthors(sql: TransactionSql, table: Table, authorIds: readonly number[], deltas: AggregateDeltas): Promise<void> {
   if (authorIds.length === 0) return;
-  const { columns, count } = COUNTING[table];
   const rows = await sql<Returned[]>`
     delete from ${sql(table)} as t where t.author_id = any(${authorIds}::int4[])
-    returning ${sql(columns.map((column) => `t.${column}`))}`;
-  for (const row of rows) count(row, -1, deltas);
-  deltas.record(collection, -rows.length);
+    returning ${returningColumns(sql, table)}`;
+  countRows(table, rows, -1, deltas);
 }
 
-export async function insertRows(
-  sql: TransactionSql,
-  table: Table,
-  collection: string,
-  rows: ReadonlyArray<KeyedRow<unknown>>,
-  ids: Ids,
-  deltas: AggregateDeltas,
-): Promise<void> {
+export async function insertRows(sql: TransactionSql, table: Table, rows: ReadonlyArray<KeyedRow<unknown>>, ids: Ids, deltas: AggregateDeltas): Promise<void> {
   if (rows.length === 0) return;
-  const inserted = await INSERTERS[table](sql, table, rows, ids);
+  countRows(table, await INSERTERS[table](sql, table, rows, ids), 1, deltas);
+}
+
+function returningColumns(sql: TransactionSql, table: Table) {
+  return sql(COUNTING[table].columns.map((column) => `t.${column}`));
+}
+
+/** Every row really inserted (+1) or deleted (-1) moves its counters and its collection's count. */
+function countRows(table: Table, rows: readonly Returned[], sign: 1 | -1, deltas: AggregateDeltas): void {
   const { count } = COUNTING[table];
-  for (const row of inserted) count(row, 1, deltas);
-  deltas.record(collection, inserted.length);
+  for (const row of rows) count(row, sign, deltas);
+  deltas.record(collectionOfTable(table), sign * rows.length);
 }
 
 type Inserter = (sql: TransactionSql, table: Table, rows: ReadonlyArray<KeyedRow<unknown>>, ids: Ids) => Promise<Returned[]>;
