@@ -88,23 +88,24 @@ export type ParseResult = { readonly ok: true; readonly row: Row } | { readonly 
 interface CollectionSpec {
   readonly table: Table;
   readonly schema: BaseSchema & { readonly key: BaseSchema };
-  readonly toRow: (record: Record<string, unknown>, json: () => string) => Row | string;
+  /** `createdAt` is the record's createdAt as parseRecord normalized it (null when absent). */
+  readonly toRow: (record: Record<string, unknown>, json: () => string, createdAt: string | null) => Row | string;
 }
 
 const document =
   (table: DocumentTable, refs: (record: Record<string, unknown>) => { ref?: RecordRef | null | string; subjectDid?: string | null } = () => ({})) =>
-  (record: Record<string, unknown>, json: () => string): Row | string => {
+  (record: Record<string, unknown>, json: () => string, createdAt: string | null): Row | string => {
     const { ref = null, subjectDid = null } = refs(record);
     if (typeof ref === 'string') return ref;
-    return { table, createdAt: normalizeDatetime(record.createdAt), record: json(), ref, subjectDid };
+    return { table, createdAt, record: json(), ref, subjectDid };
   };
 
 const COLLECTIONS: Readonly<Record<string, CollectionSpec>> = {
   'app.bsky.feed.post': { table: 'posts', schema: AppBskyFeedPost.mainSchema, toRow: toPostRow },
-  'app.bsky.feed.like': { table: 'likes', schema: AppBskyFeedLike.mainSchema, toRow: (record) => toSubjectRecordRow('likes', record) },
-  'app.bsky.feed.repost': { table: 'reposts', schema: AppBskyFeedRepost.mainSchema, toRow: (record) => toSubjectRecordRow('reposts', record) },
-  'app.bsky.graph.follow': { table: 'follows', schema: AppBskyGraphFollow.mainSchema, toRow: (record) => toSubjectActorRow('follows', record) },
-  'app.bsky.graph.block': { table: 'blocks', schema: AppBskyGraphBlock.mainSchema, toRow: (record) => toSubjectActorRow('blocks', record) },
+  'app.bsky.feed.like': { table: 'likes', schema: AppBskyFeedLike.mainSchema, toRow: (record, _json, createdAt) => toSubjectRecordRow('likes', record, createdAt) },
+  'app.bsky.feed.repost': { table: 'reposts', schema: AppBskyFeedRepost.mainSchema, toRow: (record, _json, createdAt) => toSubjectRecordRow('reposts', record, createdAt) },
+  'app.bsky.graph.follow': { table: 'follows', schema: AppBskyGraphFollow.mainSchema, toRow: (record, _json, createdAt) => toSubjectActorRow('follows', record, createdAt) },
+  'app.bsky.graph.block': { table: 'blocks', schema: AppBskyGraphBlock.mainSchema, toRow: (record, _json, createdAt) => toSubjectActorRow('blocks', record, createdAt) },
   'app.bsky.actor.profile': { table: 'profiles', schema: AppBskyActorProfile.mainSchema, toRow: document('profiles') },
   'app.bsky.graph.list': { table: 'lists', schema: AppBskyGraphList.mainSchema, toRow: document('lists') },
   'app.bsky.graph.listitem': {
@@ -157,9 +158,10 @@ export function parseRecord(collection: string, rkey: string, record: unknown): 
   if (!is(spec.schema.key, rkey)) return { ok: false, reason: 'bad-rkey' };
   if (!is(spec.schema, record)) return { ok: false, reason: 'lexicon' };
   const fields = record as Record<string, unknown>;
-  if (fields.createdAt !== undefined && normalizeDatetime(fields.createdAt) === null) return { ok: false, reason: 'bad-datetime' };
+  const createdAt = fields.createdAt === undefined ? null : normalizeDatetime(fields.createdAt);
+  if (fields.createdAt !== undefined && createdAt === null) return { ok: false, reason: 'bad-datetime' };
   let json: string | null = null;
-  const row = spec.toRow(fields, () => (json ??= JSON.stringify(record)));
+  const row = spec.toRow(fields, () => (json ??= JSON.stringify(record)), createdAt);
   if (typeof row === 'string') return { ok: false, reason: row };
   // PostgreSQL text and jsonb cannot hold U+0000; such a record would fail its whole batch.
   if (containsNul(row)) return { ok: false, reason: 'nul-character' };
@@ -192,7 +194,7 @@ function containsNul(row: Row): boolean {
   return false;
 }
 
-function toPostRow(record: Record<string, unknown>): Row | string {
+function toPostRow(record: Record<string, unknown>, _json: () => string, createdAt: string | null): Row | string {
   const post = record as unknown as AppBskyFeedPost.Main;
   let replyRoot: RecordRef | null = null;
   let replyParent: RecordRef | null = null;
@@ -216,7 +218,7 @@ function toPostRow(record: Record<string, unknown>): Row | string {
   const labels = post.labels?.$type === 'com.atproto.label.defs#selfLabels' ? post.labels.values.map((label) => label.val) : null;
   return {
     table: 'posts',
-    createdAt: normalizeDatetime(post.createdAt) ?? post.createdAt,
+    createdAt: createdAt ?? post.createdAt,
     text: post.text,
     langs: post.langs?.length ? post.langs : null,
     replyRoot,
@@ -231,16 +233,16 @@ function toPostRow(record: Record<string, unknown>): Row | string {
   };
 }
 
-function toSubjectRecordRow(table: 'likes' | 'reposts', record: Record<string, unknown>): Row | string {
+function toSubjectRecordRow(table: 'likes' | 'reposts', record: Record<string, unknown>, createdAt: string | null): Row | string {
   const subject = parseAtUri((record as unknown as AppBskyFeedLike.Main).subject.uri);
   if (!subject) return 'bad-reference';
   const subjectCollection = SUBJECT_COLLECTIONS[subject.collection];
   if (subjectCollection === undefined || (table === 'reposts' && subject.collection !== POST_COLLECTION)) return 'unsupported-subject';
-  return { table, createdAt: normalizeDatetime(record.createdAt) ?? '', subject, subjectCollection };
+  return { table, createdAt: createdAt ?? '', subject, subjectCollection };
 }
 
-function toSubjectActorRow(table: 'follows' | 'blocks', record: Record<string, unknown>): Row {
-  return { table, createdAt: normalizeDatetime(record.createdAt) ?? '', subjectDid: String(record.subject) };
+function toSubjectActorRow(table: 'follows' | 'blocks', record: Record<string, unknown>, createdAt: string | null): Row {
+  return { table, createdAt: createdAt ?? '', subjectDid: String(record.subject) };
 }
 
 function refOrReason(uri: unknown, collection: string): RecordRef | string {
