@@ -9,10 +9,8 @@
  * found, tombstoned, a bad document) count as the host working.
  */
 import { CircuitBreakers, CircuitOpenError } from '../identity/circuit-breaker.ts';
-import { DidResolutionError, type DidResolver, type ResolvedDid } from '../identity/did-resolver.ts';
+import { DidResolutionError, isTransientResolutionFailure, type DidResolver, type ResolvedDid } from '../identity/did-resolver.ts';
 import type { KeyResolver } from './signing-keys.ts';
-
-const TRANSIENT: ReadonlySet<string> = new Set(['timeout', 'network', 'http-status']);
 
 export class GuardedKeyResolver implements KeyResolver {
   readonly #resolver: DidResolver;
@@ -37,10 +35,7 @@ export class GuardedKeyResolver implements KeyResolver {
       this.#breakers.success(host);
       return resolved;
     } catch (error) {
-      const transient =
-        !(error instanceof DidResolutionError) ||
-        (TRANSIENT.has(error.reason) && (error.reason !== 'http-status' || error.status === null || error.status >= 500));
-      if (transient) this.#breakers.failure(host);
+      if (isTransientResolutionFailure(error)) this.#breakers.failure(host);
       else this.#breakers.success(host);
       throw error;
     }

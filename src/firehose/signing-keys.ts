@@ -7,7 +7,7 @@
 // it refetches the key once and retries, unless the key in hand was fetched less than
 // `minRefreshIntervalMs` ago: a repo that keeps sending bad signatures costs one PLC request per
 // interval, not one per commit.
-import { DidResolutionError, type ResolvedDid } from '../identity/did-resolver.ts';
+import { isTransientResolutionFailure, type ResolvedDid } from '../identity/did-resolver.ts';
 import { LruCache } from '../identity/lru-cache.ts';
 import { KeyError, parseDidKey, verifyCommitSignature, type ParsedKey } from './signature.ts';
 import { ReasonError } from '../lib/reason-error.ts';
@@ -144,15 +144,10 @@ export class SigningKeyCache {
   }
 }
 
-const TRANSIENT_RESOLUTION_FAILURES: ReadonlySet<string> = new Set(['timeout', 'network', 'http-status']);
-
 /** A failure that may pass (the directory is down) is 'key-unavailable'; anything definitive is 'key-invalid'. */
 function keyFailure(err: unknown): 'key-invalid' | 'key-unavailable' {
   if (err instanceof SigningKeyError && err.reason === 'resolution-failed') {
-    const cause = err.cause;
-    if (cause instanceof DidResolutionError && !TRANSIENT_RESOLUTION_FAILURES.has(cause.reason)) return 'key-invalid';
-    if (cause instanceof DidResolutionError && cause.reason === 'http-status' && cause.status !== null && cause.status < 500) return 'key-invalid';
-    return 'key-unavailable';
+    return isTransientResolutionFailure(err.cause) ? 'key-unavailable' : 'key-invalid';
   }
   return 'key-invalid';
 }

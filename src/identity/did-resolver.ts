@@ -42,6 +42,16 @@ export class DidResolutionError extends Error {
   }
 }
 
+/**
+ * Whether a resolution failure may pass (timeout, network, a 5xx or a status-less HTTP failure, or
+ * anything that is not a DidResolutionError) rather than say something definitive about the DID.
+ */
+export const isTransientResolutionFailure = (error: unknown): boolean => {
+  if (!(error instanceof DidResolutionError)) return true;
+  if (error.reason === 'timeout' || error.reason === 'network') return true;
+  return error.reason === 'http-status' && (error.status === null || error.status >= 500);
+};
+
 export type ResolvedDid = DidDocumentInfo;
 
 export type { FetchLike };
