@@ -9,6 +9,7 @@
  * one message per batch; the others as their key arrives (a slow fetch delays only its commits). Never throws: every outcome is one of VerifyOutcome.
  */
 import { DidResolver } from '../identity/did-resolver.ts';
+import { Semaphore } from '../lib/semaphore.ts';
 import { GuardedKeyResolver } from './guarded-key-resolver.ts';
 import { SigningKeyCache, type VerifyOutcome } from './signing-keys.ts';
 
@@ -37,8 +38,7 @@ const PREFETCH_CONCURRENCY = 64;
 
 let keys: SigningKeyCache | null = null;
 let results: ResultsMessage | null = null;
-let prefetching = 0;
-const prefetchQueue: string[] = [];
+const prefetchSlots = new Semaphore(PREFETCH_CONCURRENCY);
 
 self.onmessage = (event: MessageEvent<InitMessage | JobsMessage>) => {
   const message = event.data;
@@ -72,8 +72,7 @@ self.onmessage = (event: MessageEvent<InitMessage | JobsMessage>) => {
     );
   }
   if (now.ids.length) self.postMessage(now);
-  for (const did of message.prefetch) if (!cache.has(did)) prefetchQueue.push(did);
-  pumpPrefetch(cache);
+  for (const did of message.prefetch) if (!cache.has(did)) prefetch(cache, did);
 };
 
 function answer(id: number, outcome: VerifyOutcome): void {
@@ -91,19 +90,13 @@ function flush(): void {
   if (batch) self.postMessage(batch);
 }
 
-function pumpPrefetch(cache: SigningKeyCache): void {
-  while (prefetching < PREFETCH_CONCURRENCY && prefetchQueue.length > 0) {
-    const did = prefetchQueue.shift() as string;
-    if (cache.has(did)) continue;
-    prefetching++;
-    cache
-      .get(did)
-      .catch(() => {
-        // the commit's own verification asks again and reports the outcome
-      })
-      .finally(() => {
-        prefetching--;
-        pumpPrefetch(cache);
-      });
-  }
+/** Fetches `did`'s key ahead of its commits, at most PREFETCH_CONCURRENCY at once. */
+function prefetch(cache: SigningKeyCache, did: string): void {
+  prefetchSlots
+    .run(async () => {
+      if (!cache.has(did)) await cache.get(did);
+    })
+    .catch(() => {
+      // the commit's own verification asks again and reports the outcome
+    });
 }
