@@ -18,6 +18,8 @@ import postgres from 'postgres';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts';
 import { createLogger } from '../src/log.ts';
 import { embeddedPostgresSettings } from '../src/db/postgres-settings.ts';
+import { freePort } from '../src/lib/free-port.ts';
+import { percentile } from '../src/lib/percentile.ts';
 
 interface Scenario {
   readonly description: string;
@@ -353,19 +355,6 @@ async function peakRss(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return Math.round(kb / 1024);
-}
-
-function freePort(): Promise<number> {
-  const server = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return Promise.resolve(port);
-}
-
-function percentile(values: number[], q: number): number {
-  if (!values.length) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
 
 function round(value: number, digits: number): number {

@@ -16,11 +16,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { arch, platform, userInfo } from 'node:os';
 import postgres from 'postgres';
 import type { Logger } from '../log.ts';
+import { freePort } from '../lib/free-port.ts';
 
 export interface EmbeddedPostgresOptions {
   readonly dataDir: string;
@@ -230,16 +230,4 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
     await Bun.sleep(25);
   }
   return condition();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => done(port));
-    });
-  });
 }

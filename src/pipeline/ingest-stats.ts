@@ -5,6 +5,7 @@
  * dropped without a count. Rates are derived from a ring of per-second buckets (last 5 minutes);
  * batch sizes and flush latencies keep a bounded window of recent samples for percentiles.
  */
+import { percentile } from '../lib/percentile.ts';
 
 const RATE_WINDOW_SECONDS = 300;
 const SAMPLE_WINDOW = 1024;
@@ -95,10 +96,4 @@ function increment(map: Map<string, number>, key: string): void {
 function pushBounded(samples: number[], value: number): void {
   samples.push(value);
   if (samples.length > SAMPLE_WINDOW) samples.shift();
-}
-
-function percentile(samples: readonly number[], q: number): number {
-  if (samples.length === 0) return 0;
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
