@@ -49,6 +49,7 @@ export class FirehoseSubscription {
   #lastReceivedSeq: number | null = null;
   #lastFrameAt: number | null = null;
   #resumeLive = false;
+  #framesReceived = 0;
   readonly errorFrames = new Map<string, number>();
 
   constructor(options: SubscriptionOptions) {
@@ -101,8 +102,6 @@ export class FirehoseSubscription {
       await sleep(delay, signal);
     }
   }
-
-  #framesReceived = 0;
 
   #cursor(): number | null {
     if (this.#resumeLive) return null;
