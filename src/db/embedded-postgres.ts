@@ -14,10 +14,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { arch, platform, userInfo } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
 import postgres from 'postgres';
 import type { Logger } from '../log.ts';
 import { freePort } from '../lib/free-port.ts';
@@ -44,11 +44,12 @@ const READY_TIMEOUT_MS = 60_000;
 const LOG_TAIL_LINES = 30;
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const bin = options.binDir ? resolve(options.binDir) : await packageBinDir();
+  const installedBin = options.binDir ? resolve(options.binDir) : await packageBinDir();
   const dataDir = resolve(options.dataDir);
   const pgData = join(dataDir, 'pg');
   const passwordFile = join(dataDir, 'pg-password');
   const owner = runAsUser();
+  const bin = await binDirRunnableBy(installedBin, owner, options.log);
 
   await mkdir(dataDir, { recursive: true });
   if (!existsSync(join(pgData, 'PG_VERSION'))) {
@@ -117,6 +118,34 @@ async function packageBinDir(): Promise<string> {
 }
 
 type Owner = { uid: number; gid: number } | Record<string, never>;
+
+/**
+ * As root, the server runs as 'postgres', which cannot run binaries inside a folder only root may
+ * enter (a checkout under a private temporary folder, /root...). Then the installation (the folder
+ * holding bin/, lib/ and share/) is copied once to the system's temporary folder, readable by all,
+ * and run from there.
+ */
+async function binDirRunnableBy(bin: string, owner: Owner, log: Logger): Promise<string> {
+  if (!('uid' in owner) || canRun(bin, owner)) return bin;
+  const install = await realpath(dirname(bin));
+  const digest = new Bun.CryptoHasher('sha256').update(install).digest('hex').slice(0, 12);
+  const copy = join(tmpdir(), `aqueduct-postgres-${digest}`);
+  const copiedBin = join(copy, basename(bin));
+  if (!canRun(copiedBin, owner)) {
+    log.info('the postgres user cannot reach the PostgreSQL binaries: using a copy', { from: install, to: copy });
+    const staging = `${copy}.${process.pid}`;
+    await cp(install, staging, { recursive: true, verbatimSymlinks: true });
+    await chmod(staging, 0o755);
+    await rm(copy, { recursive: true, force: true });
+    await rename(staging, copy);
+  }
+  if (!canRun(copiedBin, owner)) throw new Error(`the '${SUPERUSER}' user cannot run ${join(copiedBin, 'postgres')}: set POSTGRES_BIN_DIR to a PostgreSQL bin folder it can read`);
+  return copiedBin;
+}
+
+function canRun(bin: string, owner: Owner): boolean {
+  return spawnSync(join(bin, 'postgres'), ['--version'], { stdio: 'ignore', ...owner }).status === 0;
+}
 
 function runAsUser(): Owner {
   if (userInfo().uid !== 0) return {};
