@@ -65,6 +65,8 @@ const { values } = parseArgs({
     commits: { type: 'string' },
     json: { type: 'string' },
     'keep-data': { type: 'boolean', default: false },
+    /** write the ingester's CPU profile (main thread, markdown and .cpuprofile) into this folder */
+    profile: { type: 'string' },
   },
   strict: true,
 });
@@ -111,7 +113,8 @@ async function run(name: string, scenario: Scenario) {
 
   const sim = await startSim(scenario);
   const started = performance.now();
-  const ingester = Bun.spawn([process.execPath, join(ROOT, 'src/main.ts')], {
+  const profileFlags = values.profile ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${values.profile}`] : [];
+  const ingester = Bun.spawn([process.execPath, ...profileFlags, join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -135,7 +138,7 @@ async function run(name: string, scenario: Scenario) {
 
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   cleanups.push(() => sql.end({ timeout: 5 }));
-  const cpuStart = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()) };
+  const cpuStart = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()), simulator: await cpuSeconds(sim.pids) };
   const lags: number[] = [];
   let cursor = 0;
   let lastProgress = performance.now();
@@ -158,7 +161,7 @@ async function run(name: string, scenario: Scenario) {
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  const cpuEnd = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()) };
+  const cpuEnd = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()), simulator: await cpuSeconds(sim.pids) };
   const peakRssMb = await peakRss(ingester.pid);
 
   const [size] = await sql<{ bytes: number; commits: number }[]>`
@@ -179,6 +182,7 @@ async function run(name: string, scenario: Scenario) {
     lagP99Ms: scenario.rate ? Math.round(percentile(lags, 0.99)) : null,
     cpuCoresIngester: round((cpuEnd.ingester - cpuStart.ingester) / seconds, 2),
     cpuCoresPostgres: round((cpuEnd.postgres - cpuStart.postgres) / seconds, 2),
+    cpuCoresSimulator: round((cpuEnd.simulator - cpuStart.simulator) / seconds, 2),
     peakRssMb,
     dbBytesPerCommit: scenario.preloadRecords ? null : Math.round(Number(size?.bytes ?? 0) / scenario.commits),
     dropped: Math.max(0, sim.lastSeq - cursor),
@@ -263,10 +267,17 @@ async function startSim(scenario: Scenario) {
   const relayRetain = scenario.rate ? Math.max(100_000, scenario.rate * 60) : null;
   const [relay, directory] = await Promise.all([startSimProcess(scenario, relayRetain), startSimProcess(scenario, 1)]);
   // Without faults or lifecycle events every event is a commit: seq N is the N-th commit.
-  return { httpUrl: directory, relayUrl: relay.replace(/^http/, 'ws'), lastSeq: scenario.commits, eventsPerCommit: 1, ops: scenario.commits };
+  return {
+    pids: [relay.pid, directory.pid],
+    httpUrl: directory.url,
+    relayUrl: relay.url.replace(/^http/, 'ws'),
+    lastSeq: scenario.commits,
+    eventsPerCommit: 1,
+    ops: scenario.commits,
+  };
 }
 
-async function startSimProcess(scenario: Scenario, retain: number | null): Promise<string> {
+async function startSimProcess(scenario: Scenario, retain: number | null): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   const args = [
     process.execPath, join(ROOT, 'src/sim/cli.ts'),
@@ -293,7 +304,7 @@ async function startSimProcess(scenario: Scenario, retain: number | null): Promi
       // drain
     }
   })();
-  return `http://127.0.0.1:${port}`;
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid };
 }
 
 async function ingesterMetrics(sql: postgres.Sql, url: string) {
