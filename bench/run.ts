@@ -256,16 +256,25 @@ async function preload(url: string, records: number): Promise<void> {
 }
 
 /**
- * Two simulator processes with the same seed and options: one is the relay, the other the PLC
- * directory (their accounts and keys are the same, being generated from the same seed). In the
- * real network the directory is not the relay; one process doing both would make directory
- * answers wait behind the relay's sending loop and measure the simulator, not the ingester.
+ * Two simulator processes with the same seed: the relay (which is also the PDS holding the repos)
+ * and the PLC directory, `--directory-only`, which generates no events, only the same accounts and
+ * keys (derived from the seed). In the real network the directory is not the relay; one process
+ * doing both would make directory answers wait behind the relay's sending loop and measure the
+ * simulator, not the ingester.
  */
 async function startSim(scenario: Scenario) {
-  // The relay keeps a bounded replay window for paced runs (the ingester stays near the head);
-  // the directory keeps no frames at all.
+  // The relay keeps a bounded replay window for paced runs (the ingester stays near the head).
   const relayRetain = scenario.rate ? Math.max(100_000, scenario.rate * 60) : null;
-  const [relay, directory] = await Promise.all([startSimProcess(scenario, relayRetain), startSimProcess(scenario, 1)]);
+  const relayPort = await freePort();
+  const relayArgs = [
+    '--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate),
+    ...(scenario.rate ? [] : ['--pregenerate']),
+    ...(relayRetain === null ? [] : ['--retain', String(relayRetain)]),
+  ];
+  const [relay, directory] = await Promise.all([
+    startSimProcess(scenario, relayPort, relayArgs),
+    startSimProcess(scenario, await freePort(), ['--directory-only', '--pds-url', `http://127.0.0.1:${relayPort}`]),
+  ]);
   // Without faults or lifecycle events every event is a commit: seq N is the N-th commit.
   return {
     pids: [relay.pid, directory.pid],
@@ -277,16 +286,11 @@ async function startSim(scenario: Scenario) {
   };
 }
 
-async function startSimProcess(scenario: Scenario, retain: number | null): Promise<{ url: string; pid: number }> {
-  const port = await freePort();
+async function startSimProcess(scenario: Scenario, port: number, extra: string[]): Promise<{ url: string; pid: number }> {
   const args = [
     process.execPath, join(ROOT, 'src/sim/cli.ts'),
-    '--port', String(port), '--seed', '1',
-    '--accounts', String(scenario.accounts), '--commits', String(scenario.commits),
-    '--new-share', String(scenario.newShare), '--rate', String(scenario.rate),
+    '--port', String(port), '--seed', '1', '--accounts', String(scenario.accounts), ...extra,
   ];
-  if (!scenario.rate) args.push('--pregenerate');
-  if (retain !== null) args.push('--retain', String(retain));
   const child = Bun.spawn(args, { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
   cleanups.push(async () => {
     child.kill('SIGTERM');

@@ -3,19 +3,23 @@
  *
  *   bun run src/sim/cli.ts [--port 2470] [--seed 1] [--accounts 1000] [--commits 100000] [--rate 0]
  *     [--new-share 0.1] [--faults malformed=0.01,badSignature=0.01,...] [--identity-share 0]
- *     [--account-share 0] [--sync-share 0] [--retain N] [--pregenerate] [--expect FILE]
+ *     [--account-share 0] [--sync-share 0] [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
+ *   bun run src/sim/cli.ts --directory-only [--port 2470] [--seed 1] [--accounts 1000] [--pds-url URL]
  *
  * Owns: argument parsing and the process lifecycle; the only reader of process.env here (SIM_PORT).
- * Promises: prints where it listens; with --expect, writes the ground truth JSON once every commit has
- * been generated; stops cleanly on SIGINT/SIGTERM; bad arguments exit with status 2.
+ * Promises: prints where it listens; keeps the ground truth only with --expect, and writes it as JSON
+ * once every commit has been generated; --directory-only serves the PLC directory alone (see
+ * `startDirectory`), --pds-url is what DID documents name as the PDS; stops cleanly on
+ * SIGINT/SIGTERM; bad arguments exit with status 2.
  */
 import { parseArgs } from 'node:util';
-import { startSimulator, type SimulatorOptions } from './server.ts';
+import { startDirectory, startSimulator, type SimulatorOptions } from './server.ts';
 import { FAULT_KINDS, type FaultKind, type FaultRates } from './workload.ts';
 
 const USAGE = `usage: bun run src/sim/cli.ts [--port N] [--seed S] [--accounts N] [--commits N] [--rate N]
   [--new-share X] [--faults kind=rate,...] [--identity-share X] [--account-share X] [--sync-share X]
-  [--retain N] [--pregenerate] [--expect FILE]
+  [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
+       bun run src/sim/cli.ts --directory-only [--port N] [--seed S] [--accounts N] [--pds-url URL]
 fault kinds: ${FAULT_KINDS.join(', ')}`;
 
 const isFaultKind = (s: string): s is FaultKind => (FAULT_KINDS as readonly string[]).includes(s);
@@ -42,7 +46,10 @@ const num = (name: string, text: string | undefined): number | undefined => {
   return n;
 };
 
-export const parseCli = (argv: readonly string[], env: Readonly<Record<string, string | undefined>>): { options: SimulatorOptions; expect: string | null } => {
+export const parseCli = (
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): { options: SimulatorOptions; expect: string | null; directoryOnly: boolean } => {
   const { values } = parseArgs({
     args: [...argv],
     strict: true,
@@ -62,6 +69,8 @@ export const parseCli = (argv: readonly string[], env: Readonly<Record<string, s
       retain: { type: 'string' },
       pregenerate: { type: 'boolean' },
       expect: { type: 'string' },
+      'pds-url': { type: 'string' },
+      'directory-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,8 +89,12 @@ export const parseCli = (argv: readonly string[], env: Readonly<Record<string, s
     syncShare: num('sync-share', values['sync-share']),
     retain: num('retain', values.retain),
     pregenerate: values.pregenerate === true,
+    groundTruth: values.expect !== undefined,
   };
-  return { options, expect: values.expect ?? null };
+  if (values['pds-url'] !== undefined) options.pdsUrl = values['pds-url'];
+  const directoryOnly = values['directory-only'] === true;
+  if (directoryOnly && values.expect !== undefined) throw new RangeError('--directory-only generates nothing to --expect');
+  return { options, expect: values.expect ?? null, directoryOnly };
 };
 
 const main = async (): Promise<void> => {
@@ -93,7 +106,22 @@ const main = async (): Promise<void> => {
     if (!(err instanceof Error && err.message === USAGE)) console.error(USAGE);
     process.exit(2);
   }
-  const { options, expect } = parsed;
+  const { options, expect, directoryOnly } = parsed;
+  if (directoryOnly) {
+    const directory = await startDirectory(options);
+    console.log(`PLC directory of the firehose simulator (seed ${options.seed}, ${directory.directory.size} accounts) listening:`);
+    console.log(`  plc    ${directory.url}/{did}`);
+    console.log(`  pds    ${options.pdsUrl ?? directory.url}/xrpc/...`);
+    const stop = (): void => {
+      directory.stop().then(() => process.exit(0), (err: unknown) => {
+        console.error('simulator: shutdown failed', err);
+        process.exit(1);
+      });
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return;
+  }
   const started = performance.now();
   const sim = await startSimulator(options);
   console.log(`firehose simulator (seed ${options.seed}, ${options.commits} commits) listening:`);

@@ -7,7 +7,8 @@
  * Promises: seqs start at 1 and increase by one per event that has a seq; frames are appended in seq
  * order (duplicates, replays and garbage excepted, by design); one `step()` = one commit plus the
  * events the workload planned around it; a forged or malformed commit never changes a repo or the
- * ground truth. No I/O here: the server owns sockets and timers.
+ * ground truth. The ground truth is kept only when asked for (it holds every live record). No I/O
+ * here: the server owns sockets and timers.
  */
 import { AccountDirectory, type Account } from './account.ts';
 import { encodeCar, link } from './block.ts';
@@ -38,6 +39,8 @@ export interface NetworkOptions {
   readonly retain: number;
   /** simulated start time */
   readonly epochMs: number;
+  /** keep the ground truth */
+  readonly groundTruth: boolean;
 }
 
 export interface NetworkStats {
@@ -60,7 +63,7 @@ export class Network {
   readonly stats: NetworkStats;
   readonly #clock: SimClock;
   readonly #workload: Workload;
-  readonly #truth = new GroundTruthBuilder();
+  readonly #truth: GroundTruthBuilder | null;
   readonly #attackerKey: Uint8Array;
   readonly #faultRng: Rng;
   #seq = 0;
@@ -70,6 +73,7 @@ export class Network {
     this.options = options;
     this.directory = new AccountDirectory(options.seed, options.accounts);
     this.log = new EventLog(options.retain);
+    this.#truth = options.groundTruth ? new GroundTruthBuilder() : null;
     this.#clock = new SimClock(options.epochMs);
     this.#workload = new Workload(Rng.derive(options.seed, 'workload'), this.directory, this.#clock, options);
     this.#faultRng = Rng.derive(options.seed, 'faults');
@@ -92,6 +96,7 @@ export class Network {
   }
 
   groundTruth(): GroundTruth {
+    if (this.#truth === null) throw new Error('simulator: started without a ground truth (groundTruth: false)');
     return this.#truth.result();
   }
 
@@ -105,7 +110,7 @@ export class Network {
     this.stats.frames++;
     if (seq !== null) {
       this.#lastSeqFrame = frame;
-      this.#truth.noteSeq(seq);
+      this.#truth?.noteSeq(seq);
     }
   }
 
@@ -117,7 +122,7 @@ export class Network {
         const handle = this.directory.rename(plan.account);
         const seq = ++this.#seq;
         this.#append(identityFrame({ seq, did: plan.account.did, time: this.#clock.iso(), handle }), seq);
-        this.#truth.applyIdentity(plan.account.did, handle);
+        this.#truth?.applyIdentity(plan.account.did, handle);
         this.stats.identity++;
         return;
       }
@@ -130,7 +135,7 @@ export class Network {
           accountFrame(status === 'active' ? { seq, did: account.did, time, active: true } : { seq, did: account.did, time, active: false, status }),
           seq,
         );
-        this.#truth.applyAccount(account.did, status === 'active' ? undefined : status);
+        this.#truth?.applyAccount(account.did, status === 'active' ? undefined : status);
         this.stats.account++;
         return;
       }
@@ -213,8 +218,9 @@ export class Network {
     if (firstCommit) {
       this.stats.newAccountCommits++;
       // the DID document's handle, as an indexer resolving identities would learn it
-      this.#truth.applyIdentity(account.did, account.handle);
+      this.#truth?.applyIdentity(account.did, account.handle);
     }
+    if (this.#truth === null) return;
     const truthOps: TruthOp[] = ops.map((op) => ({ action: op.action, collection: op.collection, rkey: op.rkey, record: op.record ?? null }));
     this.#truth.applyCommit(account.did, truthOps);
   }

@@ -13,9 +13,8 @@
  *   GET /xrpc/com.atproto.identity.resolveHandle?handle=        {did}
  */
 import * as CBOR from '@atcute/cbor';
-import type { Account } from './account.ts';
+import type { Account, AccountDirectory } from './account.ts';
 import { cidString } from './block.ts';
-import type { Network } from './network.ts';
 
 export class XrpcError extends Error {
   readonly status: number;
@@ -51,23 +50,23 @@ export const didDocument = (account: Account, pdsUrl: string): Record<string, un
   service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }],
 });
 
-const repoAccount = (network: Network, did: string): Account => {
-  const account = network.directory.byDid(did);
+const repoAccount = (directory: AccountDirectory, did: string): Account => {
+  const account = directory.byDid(did);
   if (account === undefined || !account.hasRepo || account.status === 'deleted') {
     throw new XrpcError(404, 'RepoNotFound', `Could not find repo for DID: ${did}`);
   }
   return account;
 };
 
-const getRepo = (network: Network, url: URL): Response => {
-  const account = repoAccount(network, param(url, 'did'));
+const getRepo = (directory: AccountDirectory, url: URL): Response => {
+  const account = repoAccount(directory, param(url, 'did'));
   if (account.status === 'deactivated') throw new XrpcError(400, 'RepoDeactivated', `Repo has been deactivated: ${account.did}`);
   const car = account.repo.exportCar();
   if (car === null) throw new XrpcError(404, 'RepoNotFound', `Could not find repo for DID: ${account.did}`);
   return new Response(car, { headers: { 'content-type': 'application/vnd.ipld.car' } });
 };
 
-const listRepos = (network: Network, url: URL): Response => {
+const listRepos = (directory: AccountDirectory, url: URL): Response => {
   const limitText = url.searchParams.get('limit');
   const limit = limitText === null ? 500 : Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new XrpcError(400, 'InvalidRequest', 'limit must be an integer in 1..1000');
@@ -76,7 +75,7 @@ const listRepos = (network: Network, url: URL): Response => {
   if (!Number.isInteger(from) || from < 0) throw new XrpcError(400, 'InvalidRequest', 'malformed cursor');
   const repos: Record<string, unknown>[] = [];
   let last = -1;
-  for (const account of network.directory.withRepos(from)) {
+  for (const account of directory.withRepos(from)) {
     if (account.status === 'deleted') continue;
     if (repos.length === limit) break;
     const head = account.repo.head!;
@@ -92,26 +91,26 @@ const listRepos = (network: Network, url: URL): Response => {
   return json(repos.length === limit ? { cursor: String(last + 1), repos } : { repos });
 };
 
-const getRecord = (network: Network, url: URL): Response => {
+const getRecord = (directory: AccountDirectory, url: URL): Response => {
   const repo = param(url, 'repo');
   const collection = param(url, 'collection');
   const rkey = param(url, 'rkey');
-  const found = repo.startsWith('did:') ? network.directory.byDid(repo) : network.directory.byHandle(repo);
+  const found = repo.startsWith('did:') ? directory.byDid(repo) : directory.byHandle(repo);
   if (found === undefined) throw new XrpcError(404, 'RepoNotFound', `Could not find repo: ${repo}`);
-  const account = repoAccount(network, found.did);
+  const account = repoAccount(directory, found.did);
   const block = account.repo.getRecord(collection, rkey);
   if (block === undefined) throw new XrpcError(404, 'RecordNotFound', `Could not locate record: at://${account.did}/${collection}/${rkey}`);
   return json({ uri: `at://${account.did}/${collection}/${rkey}`, cid: cidString(block.cid), value: CBOR.decode(block.bytes) });
 };
 
-const resolveHandle = (network: Network, url: URL): Response => {
+const resolveHandle = (directory: AccountDirectory, url: URL): Response => {
   const handle = param(url, 'handle');
-  const account = network.directory.byHandle(handle);
+  const account = directory.byHandle(handle);
   if (account === undefined || account.status === 'deleted') throw new XrpcError(404, 'HandleNotFound', 'Unable to resolve handle');
   return json({ did: account.did });
 };
 
-const XRPC: Record<string, (network: Network, url: URL) => Response> = {
+const XRPC: Record<string, (directory: AccountDirectory, url: URL) => Response> = {
   'com.atproto.sync.getRepo': getRepo,
   'com.atproto.sync.listRepos': listRepos,
   'com.atproto.repo.getRecord': getRecord,
@@ -119,18 +118,18 @@ const XRPC: Record<string, (network: Network, url: URL) => Response> = {
 };
 
 /** Answers a PLC or XRPC GET; `pdsUrl` is what DID documents name as the PDS. */
-export const handleHttp = (network: Network, request: Request, pdsUrl: string): Response => {
+export const handleHttp = (directory: AccountDirectory, request: Request, pdsUrl: string): Response => {
   const url = new URL(request.url);
   if (request.method !== 'GET' && request.method !== 'HEAD') return json({ error: 'InvalidRequest', message: 'GET only' }, 405);
   try {
     if (url.pathname.startsWith('/xrpc/')) {
       const method = XRPC[url.pathname.slice('/xrpc/'.length)];
       if (method === undefined) throw new XrpcError(501, 'MethodNotImplemented', `Method not implemented: ${url.pathname.slice(6)}`);
-      return method(network, url);
+      return method(directory, url);
     }
     const m = DID_PATH.exec(url.pathname);
     if (m !== null) {
-      const account = network.directory.byDid(decodeURIComponent(m[1]!));
+      const account = directory.byDid(decodeURIComponent(m[1]!));
       if (account === undefined) return json({ message: `DID not registered: ${m[1]}` }, 404);
       if (account.status === 'deleted') return json({ message: `DID not available: ${account.did}` }, 410);
       return json(didDocument(account, pdsUrl));

@@ -14,9 +14,16 @@
  * - `pregenerate` builds every event before `startSimulator` resolves, so a benchmark measures the
  *   consumer, not the generator; otherwise events are generated just ahead of demand.
  * - Output depends only on the options (seed included), never on timing or on who is connected.
+ * - DID documents name `pdsUrl` as the PDS (default: this server, which holds the repos).
+ *
+ * `startDirectory` is the PLC directory alone, for a process apart from the relay: the same accounts,
+ * keys, DIDs and handles as a simulator with the same seed and `accounts` (all derived from them, see
+ * account.ts), as they are before any #identity or #account event; it generates no events and holds
+ * no repos, so its repo queries answer RepoNotFound and subscribeRepos is not served.
  */
 import type { Server, ServerWebSocket } from 'bun';
 import { errorFrame, infoFrame } from './frames.ts';
+import { AccountDirectory } from './account.ts';
 import type { GroundTruth } from './ground-truth.ts';
 import { DEFAULT_EPOCH_MS } from './clock.ts';
 import { Network, type NetworkStats } from './network.ts';
@@ -53,6 +60,21 @@ export interface SimulatorOptions {
   backpressureBytes?: number;
   /** PLC directory faults for identity tests: share of 500 answers, and a delay per answer */
   plc?: { errorRate?: number; delayMs?: number };
+  /** what DID documents name as the PDS (default: this server) */
+  pdsUrl?: string;
+  /** keep the ground truth (default true); without it `groundTruth()` throws */
+  groundTruth?: boolean;
+}
+
+/** What `startDirectory` reads: the accounts, the PLC fault knobs and where the PDS is. */
+export type DirectoryOptions = Pick<SimulatorOptions, 'port' | 'hostname' | 'seed' | 'accounts' | 'plc' | 'pdsUrl'>;
+
+export interface SimDirectory {
+  /** http base URL (PLC directory and identity queries) */
+  readonly url: string;
+  readonly port: number;
+  readonly directory: AccountDirectory;
+  stop(): Promise<void>;
 }
 
 export interface Simulator {
@@ -71,7 +93,7 @@ export interface Simulator {
   readonly framesReleased: number;
   readonly stats: NetworkStats;
   readonly network: Network;
-  /** The ground truth over everything generated so far (see ground-truth.ts). */
+  /** The ground truth over everything generated so far (see ground-truth.ts); throws if not kept. */
   groundTruth(): GroundTruth;
   /** Resolves when all `commits` are generated; rejects if generation failed. */
   generated(): Promise<void>;
@@ -126,15 +148,18 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     syncShare: share('syncShare', options.syncShare, 0),
     retain: count('retain', options.retain, Number.MAX_SAFE_INTEGER, 1),
     epochMs: count('epochMs', options.epochMs, DEFAULT_EPOCH_MS),
+    groundTruth: options.groundTruth ?? true,
   });
   const log = network.log;
-  const plcErrorRate = share('plc.errorRate', options.plc?.errorRate, 0);
-  const plcDelayMs = count('plc.delayMs', options.plc?.delayMs, 0);
-  const plcRng = Rng.derive(seed, 'plc');
+  const http = httpHandler(network.directory, seed, options);
 
   const subscribers = new Set<Socket>();
-  /** log position after each generated commit's events */
-  const stepEnds: number[] = [];
+  /** commits generated so far */
+  let steps = 0;
+  /** commits released so far (paced) */
+  let releasedSteps = 0;
+  /** paced: log position after each generated commit not released yet (commit releasedSteps + 1 first) */
+  const pendingEnds: number[] = [];
   let released = 0;
   let eventsSent = 0;
   let stopped = false;
@@ -150,27 +175,34 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   const releasedSeq = (): number => (released === 0 ? 0 : (log.markAt(released - 1) ?? log.lastSeq));
 
   const generate = (n: number): void => {
-    for (let i = 0; i < n && stepEnds.length < total; i++) {
+    for (let i = 0; i < n && steps < total; i++) {
       network.step();
-      stepEnds.push(log.end);
+      steps++;
+      if (rate > 0) pendingEnds.push(log.end);
     }
-    if (stepEnds.length >= total) done.resolve();
+    if (steps >= total) done.resolve();
   };
 
   /** Commits that should be out by now, when paced. */
   const dueSteps = (): number => Math.min(total, Math.floor(((performance.now() - startedAt) / 1000) * rate));
 
   const release = (): void => {
-    if (rate === 0) released = log.end;
-    else {
-      const due = Math.min(dueSteps(), stepEnds.length);
-      released = due === 0 ? log.start : Math.max(released, stepEnds[due - 1]!);
+    if (rate === 0) {
+      released = log.end;
+      return;
+    }
+    const due = Math.min(dueSteps(), steps);
+    if (due === 0) released = log.start;
+    else if (due > releasedSteps) {
+      released = Math.max(released, pendingEnds[due - releasedSteps - 1]!);
+      pendingEnds.splice(0, due - releasedSteps);
+      releasedSteps = due;
     }
   };
 
   const wantsMore = (): boolean => {
-    if (stopped || stepEnds.length >= total) return false;
-    if (rate > 0) return stepEnds.length < dueSteps();
+    if (stopped || steps >= total) return false;
+    if (rate > 0) return steps < dueSteps();
     for (const ws of subscribers) {
       if (ws.data.open && !ws.data.blocked && ws.data.next + LOOKAHEAD >= log.end) return true;
     }
@@ -219,7 +251,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
 
   const run = async (): Promise<void> => {
     while (wantsMore()) {
-      generate(rate > 0 ? Math.min(BATCH, dueSteps() - stepEnds.length) : BATCH);
+      generate(rate > 0 ? Math.min(BATCH, dueSteps() - steps) : BATCH);
       release();
       for (const ws of subscribers) pump(ws);
       await nextTick();
@@ -251,7 +283,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   }
 
   if (options.pregenerate === true) {
-    while (stepEnds.length < total) {
+    while (steps < total) {
       generate(BATCH * 4);
       await nextTick();
     }
@@ -272,11 +304,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
         if (srv.upgrade(request, { data: { cursor, next: 0, blocked: false, open: true } })) return undefined;
         return Response.json({ error: 'InvalidRequest', message: 'expected a WebSocket upgrade' }, { status: 400 });
       }
-      if (DID_REQUEST.test(url.pathname) && (plcDelayMs > 0 || plcErrorRate > 0)) {
-        if (plcDelayMs > 0) await Bun.sleep(plcDelayMs);
-        if (plcRng.chance(plcErrorRate)) return Response.json({ message: 'simulated PLC failure' }, { status: 500 });
-      }
-      return handleHttp(network, request, baseUrl);
+      return http(request, url, baseUrl);
     },
     websocket: {
       backpressureLimit: count('backpressureBytes', options.backpressureBytes, 1 << 20, 1),
@@ -314,8 +342,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   });
 
   const port = server.port ?? 0;
-  const host = server.hostname ?? '127.0.0.1';
-  const baseUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const baseUrl = baseUrlOf(server);
   release();
   kick();
 
@@ -330,7 +357,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
       return releasedSeq();
     },
     get commitsGenerated() {
-      return stepEnds.length;
+      return steps;
     },
     get framesReleased() {
       return released;
@@ -349,3 +376,44 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
 };
 
 const DID_REQUEST = /^\/did:/;
+
+const baseUrlOf = (server: Server<unknown>): string => {
+  const host = server.hostname ?? '127.0.0.1';
+  return `http://${host.includes(':') ? `[${host}]` : host}:${server.port ?? 0}`;
+};
+
+/** PLC and PDS queries; DID documents get the PLC fault knobs and name `pdsUrl` (or this server) as the PDS. */
+const httpHandler = (directory: AccountDirectory, seed: string, options: Pick<SimulatorOptions, 'plc' | 'pdsUrl'>) => {
+  const errorRate = share('plc.errorRate', options.plc?.errorRate, 0);
+  const delayMs = count('plc.delayMs', options.plc?.delayMs, 0);
+  const rng = Rng.derive(seed, 'plc');
+  const pdsUrl = options.pdsUrl;
+  if (pdsUrl !== undefined && !/^https?:\/\/[^/]/.test(pdsUrl)) throw new RangeError(`pdsUrl must be an http(s) URL, got ${pdsUrl}`);
+  return async (request: Request, url: URL, ownUrl: string): Promise<Response> => {
+    if (DID_REQUEST.test(url.pathname) && (delayMs > 0 || errorRate > 0)) {
+      if (delayMs > 0) await Bun.sleep(delayMs);
+      if (rng.chance(errorRate)) return Response.json({ message: 'simulated PLC failure' }, { status: 500 });
+    }
+    return handleHttp(directory, request, pdsUrl ?? ownUrl);
+  };
+};
+
+export const startDirectory = async (options: DirectoryOptions = {}): Promise<SimDirectory> => {
+  const seed = String(options.seed ?? 1);
+  const directory = new AccountDirectory(seed, count('accounts', options.accounts, 1000, 1));
+  const http = httpHandler(directory, seed, options);
+  const server = Bun.serve({
+    port: count('port', options.port, 0),
+    hostname: options.hostname ?? '127.0.0.1',
+    fetch: (request) => http(request, new URL(request.url), baseUrl),
+  });
+  const baseUrl = baseUrlOf(server);
+  return {
+    url: baseUrl,
+    port: server.port ?? 0,
+    directory,
+    async stop() {
+      await server.stop(true);
+    },
+  };
+};

@@ -19,7 +19,20 @@ describe('cli arguments', () => {
     );
     expect(options).toMatchObject({ port: 0, seed: 'x', accounts: 20000, commits: 200000, rate: 500, newAccountShare: 1, identityShare: 0.01, accountShare: 0.001, syncShare: 0, retain: 1000, pregenerate: true });
     expect(options.faults).toEqual({ malformed: 0.01, badSignature: 0.02 });
+    expect(options.groundTruth).toBe(true);
     expect(file).toBe('/tmp/x.json');
+  });
+
+  test('the ground truth is kept only for --expect', () => {
+    expect(parseCli([], {}).options.groundTruth).toBe(false);
+  });
+
+  test('--directory-only and --pds-url', () => {
+    const parsed = parseCli(['--directory-only', '--accounts', '20', '--pds-url', 'http://127.0.0.1:9'], {});
+    expect(parsed.directoryOnly).toBe(true);
+    expect(parsed.options).toMatchObject({ accounts: 20, pdsUrl: 'http://127.0.0.1:9' });
+    expect(parseCli([], {}).directoryOnly).toBe(false);
+    expect(() => parseCli(['--directory-only', '--expect', '/tmp/x.json'], {})).toThrow(RangeError);
   });
 
   test.each(['bogus=0.1', 'malformed', 'malformed=', 'malformed=abc', 'malformed=0.1=2', '=0.1'])('rejects fault spec %p', (spec) => {

@@ -69,6 +69,21 @@ describe('cursors', () => {
   });
 });
 
+describe('without a ground truth', () => {
+  test('the same bytes, and groundTruth() throws', async () => {
+    const options = { seed: 11, accounts: 40, commits: 200, pregenerate: true, faults: { duplicate: 0.05, malformed: 0.05 } };
+    const kept = await startSimulator(options);
+    const lean = await startSimulator({ ...options, groundTruth: false });
+    try {
+      expect(await readFrames(`${lean.wsUrl}?cursor=0`, lean.framesReleased)).toEqual(await readFrames(`${kept.wsUrl}?cursor=0`, kept.framesReleased));
+      expect(() => lean.groundTruth()).toThrow();
+    } finally {
+      await kept.stop();
+      await lean.stop();
+    }
+  });
+});
+
 describe('live and on-demand generation', () => {
   test('without a cursor a subscriber sees only new events; events are generated as it reads', async () => {
     const sim = await startSimulator({ seed: 5, accounts: 30, commits: 5000 });

@@ -4,7 +4,7 @@ import * as CID from '@atcute/cid';
 import { MemoryBlockStore, NodeStore, NodeWrangler } from '@atcute/mst';
 import { fromUint8Array as readRepo, verifyRecord } from '@atcute/repo';
 import { Secp256k1PublicKey, parsePublicMultikey } from '@atcute/crypto';
-import { startSimulator, type Simulator } from '../../src/sim/server.ts';
+import { startDirectory, startSimulator, type Simulator } from '../../src/sim/server.ts';
 import { linkOf, readCar } from './helpers.ts';
 
 describe('PLC directory and PDS endpoints', () => {
@@ -130,6 +130,33 @@ describe('PLC directory and PDS endpoints', () => {
     const res = await fetch(`${sim.url}/xrpc/com.atproto.repo.getRecord?repo=${did}&collection=app.bsky.feed.post&rkey=3aaaaaaaaaaaa`);
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: string }).error).toBe('RecordNotFound');
+  });
+});
+
+describe('the PLC directory alone (startDirectory)', () => {
+  test('answers the same DID documents and handles as a simulator with the same seed, naming pdsUrl as the PDS', async () => {
+    const sim = await startSimulator({ seed: 21, accounts: 30, commits: 400, pregenerate: true });
+    const directory = await startDirectory({ seed: 21, accounts: 30, pdsUrl: sim.url });
+    try {
+      for (const account of [sim.network.directory.at(0), sim.network.directory.at(17), sim.network.directory.at(29)]) {
+        const fromSim = await (await fetch(`${sim.url}/${account.did}`)).json();
+        const fromDirectory = await (await fetch(`${directory.url}/${account.did}`)).json();
+        expect(fromDirectory).toEqual(fromSim);
+        const resolved = await fetch(`${directory.url}/xrpc/com.atproto.identity.resolveHandle?handle=${account.handle}`);
+        expect(await resolved.json()).toEqual({ did: account.did });
+      }
+      const [someone] = [...sim.network.directory.withRepos()];
+      const repo = await fetch(`${directory.url}/xrpc/com.atproto.sync.getRepo?did=${someone!.did}`);
+      expect(repo.status).toBe(404);
+      expect((await fetch(`${directory.url}/xrpc/com.atproto.sync.subscribeRepos`)).status).toBe(501);
+    } finally {
+      await directory.stop();
+      await sim.stop();
+    }
+  });
+
+  test('rejects a pdsUrl that is not an http URL', async () => {
+    await expect(startDirectory({ pdsUrl: 'ftp://x' })).rejects.toThrow(RangeError);
   });
 });
 
