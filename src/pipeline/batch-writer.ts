@@ -9,7 +9,7 @@
  */
 import type { Database, TransactionSql } from '../db/database.ts';
 import type { ActorIds } from './actor-ids.ts';
-import { AggregateDeltas } from './aggregates.ts';
+import { RecordDeltas } from './aggregates.ts';
 import type { Batch } from './batch.ts';
 import { TABLES } from './collections.ts';
 import { deleteAuthors, deleteKeys, insertRows, type KeyedRow } from './table-writers.ts';
@@ -32,10 +32,10 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
     };
     if (actors.created.length) await enqueueIdentity(sql, actors.created.map(idOf), 'new');
 
-    const deltas = new AggregateDeltas();
+    const records = new RecordDeltas();
     if (batch.deletedAccounts.size) {
       const authorIds = [...batch.deletedAccounts].map(idOf).sort((a, b) => a - b);
-      for (const table of TABLES) await deleteAuthors(sql, table, authorIds, deltas);
+      for (const table of TABLES) await deleteAuthors(sql, table, authorIds, records);
     }
 
     for (const [table, changes] of batch.changes) {
@@ -48,11 +48,11 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
       }
       const byKey = (a: { authorId: number; rkey: string }, b: { authorId: number; rkey: string }) =>
         a.authorId - b.authorId || (a.rkey < b.rkey ? -1 : a.rkey > b.rkey ? 1 : 0);
-      await deleteKeys(sql, table, replaced.sort(byKey), deltas);
-      await insertRows(sql, table, rows.sort(byKey), ids, deltas);
+      await deleteKeys(sql, table, replaced.sort(byKey), records);
+      await insertRows(sql, table, rows.sort(byKey), ids, records);
     }
-    deltas.record('actors', actors.created.length);
-    await deltas.write(sql);
+    records.add('actors', actors.created.length);
+    await records.write(sql);
 
     await writeAccountStatus(sql, batch, idOf);
     if (batch.identityRefresh.size) await enqueueIdentity(sql, [...batch.identityRefresh].map(idOf), 'identity');
@@ -61,7 +61,7 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
       insert into firehose_cursor (relay_url, seq, event_time, updated_at)
       values (${relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
       on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()`;
-    return { newActors: actors.created.length, recordDeltas: deltas.recordDeltas };
+    return { newActors: actors.created.length, recordDeltas: records.deltas };
   });
   actorIds.remember(learnt);
   return result;
