@@ -8,6 +8,7 @@
  * `remember` after it commits, so a rolled-back batch cannot leave a phantom id behind.
  */
 import type { TransactionSql } from '../db/database.ts';
+import { textArray } from '../db/pg-array.ts';
 
 export interface ResolvedActors {
   readonly ids: ReadonlyMap<string, number>;
@@ -37,7 +38,7 @@ export class ActorIds {
 
     unknown.sort();
     const rows = await sql<{ id: number; did: string; created: boolean }[]>`
-      with input as (select did from unnest(${unknown}::text[]) as t(did)),
+      with input as (select did from unnest(${textArray(unknown)}::text[]) as t(did)),
       inserted as (
         insert into actors (did) select did from input order by did
         on conflict (did) do nothing
@@ -56,7 +57,7 @@ export class ActorIds {
     const missing = unknown.filter((did) => !ids.has(did));
     if (missing.length) {
       // Another writer inserted these after our snapshot began: read them now.
-      for (const row of await sql<{ id: number; did: string }[]>`select id, did from actors where did = any(${missing}::text[])`) {
+      for (const row of await sql<{ id: number; did: string }[]>`select id, did from actors where did = any(${textArray(missing)}::text[])`) {
         ids.set(row.did, row.id);
         learnt.push([row.did, row.id]);
       }

@@ -8,6 +8,7 @@
  * crash anywhere replays the whole batch, which the idempotent statements absorb.
  */
 import type { Database, TransactionSql } from '../db/database.ts';
+import { intArray, textArray } from '../db/pg-array.ts';
 import type { ActorIds } from './actor-ids.ts';
 import { RecordDeltas } from './aggregates.ts';
 import type { Batch } from './batch.ts';
@@ -71,7 +72,7 @@ async function enqueueIdentity(sql: TransactionSql, actorIds: number[], reason: 
   actorIds.sort((a, b) => a - b);
   await sql`
     insert into identity_queue (actor_id, reason)
-    select id, ${reason} from unnest(${actorIds}::int4[]) as t(id)
+    select id, ${reason} from unnest(${intArray(actorIds)}::int4[]) as t(id)
     on conflict (actor_id) do update set reason = excluded.reason, not_before = now(), attempts = 0`;
 }
 
@@ -80,6 +81,6 @@ async function writeAccountStatus(sql: TransactionSql, batch: Batch, idOf: (did:
   const entries = [...batch.accountStatus].map(([did, status]) => [idOf(did), status] as const).sort(([a], [b]) => a - b);
   await sql`
     update actors set status = v.status
-    from unnest(${entries.map(([id]) => id)}::int4[], ${entries.map(([, status]) => status)}::text[]) as v(id, status)
+    from unnest(${intArray(entries.map(([id]) => id))}::int4[], ${textArray(entries.map(([, status]) => status))}::text[]) as v(id, status)
     where actors.id = v.id and actors.status is distinct from v.status`;
 }
