@@ -2,8 +2,9 @@
  * Writes one batch in one transaction, cursor included.
  *
  * Order inside the transaction: actors (bulk create, new ones queued for identity work) ->
- * deleted accounts' records -> per table: replaced keys deleted, final rows inserted -> counters
- * -> account statuses and identity refreshes -> the cursor. Because the cursor row is written in
+ * deleted accounts' records -> per table: replaced keys deleted, final rows inserted (each
+ * statement moving the post and actor counters itself) -> record counts -> account statuses and
+ * identity refreshes -> the cursor. Because the cursor row is written in
  * the same transaction as the rows, the stored cursor never runs ahead of committed data, and a
  * crash anywhere replays the whole batch, which the idempotent statements absorb.
  */
