@@ -7,8 +7,8 @@
  * thousand); `link` and `cidString` convert at the edges. The atcute CAR writer is an async stream;
  * the simulator writes hundreds of thousands of small CARs, so this is the plain synchronous form.
  */
-import * as CBOR from '@atcute/cbor';
 import * as CID from '@atcute/cid';
+import { encode } from './cbor.ts';
 import { sha256 } from './k256.ts';
 
 export interface Block {
@@ -18,14 +18,23 @@ export interface Block {
 }
 
 /** Encodes `value` as DAG-CBOR; the bytes are an exact-size copy (safe to keep). */
-export const cborBlock = (value: unknown): Block => {
-  const encoded = CBOR.encode(value);
-  // the encoder returns views into 1 KiB chunks: keeping a view would keep the whole chunk
-  const bytes = encoded.byteLength === encoded.buffer.byteLength ? encoded : encoded.slice();
-  return { cid: CID.fromDigest(CID.CODEC_DCBOR, sha256(bytes)).bytes, bytes };
+export const cborBlock = (value: unknown): Block => blockOf(encode(value));
+
+/** CIDv1 bytes: version, codec, sha2-256 multihash (the same bytes as @atcute/cid's `fromDigest`). */
+const cidOf = (codec: number, bytes: Uint8Array): Uint8Array => {
+  const cid = new Uint8Array(36);
+  cid[0] = 1;
+  cid[1] = codec;
+  cid[2] = 0x12;
+  cid[3] = 32;
+  cid.set(sha256(bytes), 4);
+  return cid;
 };
 
-export const rawCid = (bytes: Uint8Array): Uint8Array => CID.fromDigest(CID.CODEC_RAW, sha256(bytes)).bytes;
+/** The block of DAG-CBOR `bytes` (kept as given). */
+export const blockOf = (bytes: Uint8Array): Block => ({ cid: cidOf(CID.CODEC_DCBOR, bytes), bytes });
+
+export const rawCid = (bytes: Uint8Array): Uint8Array => cidOf(CID.CODEC_RAW, bytes);
 
 export const link = (cid: Uint8Array): CID.CidLink => new CID.CidLinkWrapper(cid);
 
@@ -51,7 +60,7 @@ const writeVarint = (out: Uint8Array, offset: number, n: number): number => {
 
 /** CAR v1: varint-prefixed header `{version: 1, roots: [root]}`, then varint-prefixed cid||bytes. */
 export const encodeCar = (root: Uint8Array, blocks: Iterable<Block>): Uint8Array<ArrayBuffer> => {
-  const header = CBOR.encode({ version: 1, roots: [link(root)] });
+  const header = encode({ version: 1, roots: [link(root)] });
   const list = [...blocks];
   let size = varintLength(header.length) + header.length;
   for (const b of list) {

@@ -6,8 +6,8 @@
  * or `{op: -1}` for errors) immediately followed by the DAG-CBOR body; CIDs are encoded as CID links
  * (tag 42), `blocks` as a byte string holding a CAR v1.
  */
-import * as CBOR from '@atcute/cbor';
 import type { CidLink } from '@atcute/cid';
+import { encode, encodeAfter } from './cbor.ts';
 
 export interface CommitOpBody {
   action: 'create' | 'update' | 'delete';
@@ -64,39 +64,24 @@ export interface InfoBody {
 export type MessageType = '#commit' | '#identity' | '#account' | '#sync' | '#info';
 
 const HEADERS: Record<MessageType, Uint8Array> = {
-  '#commit': CBOR.encode({ op: 1, t: '#commit' }),
-  '#identity': CBOR.encode({ op: 1, t: '#identity' }),
-  '#account': CBOR.encode({ op: 1, t: '#account' }),
-  '#sync': CBOR.encode({ op: 1, t: '#sync' }),
-  '#info': CBOR.encode({ op: 1, t: '#info' }),
+  '#commit': encode({ op: 1, t: '#commit' }),
+  '#identity': encode({ op: 1, t: '#identity' }),
+  '#account': encode({ op: 1, t: '#account' }),
+  '#sync': encode({ op: 1, t: '#sync' }),
+  '#info': encode({ op: 1, t: '#info' }),
 };
-const ERROR_HEADER = CBOR.encode({ op: -1 });
+const ERROR_HEADER = encode({ op: -1 });
 
-const concat = (a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> => {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-};
+// header and body are encoded into one array (bare Uint8Arrays, like `blocks`, are CBOR byte strings)
+export const commitFrame = (body: CommitBody): Uint8Array<ArrayBuffer> => encodeAfter(HEADERS['#commit'], body);
 
-/** Byte arrays become CBOR byte strings; everything else is encoded as given. */
-const withBytes = <T extends { blocks: Uint8Array }>(body: T): Omit<T, 'blocks'> & { blocks: CBOR.Bytes } => ({
-  ...body,
-  blocks: CBOR.toBytes(body.blocks),
-});
+export const identityFrame = (body: IdentityBody): Uint8Array<ArrayBuffer> => encodeAfter(HEADERS['#identity'], body);
 
-export const commitFrame = (body: CommitBody): Uint8Array<ArrayBuffer> =>
-  concat(HEADERS['#commit'], CBOR.encode(withBytes(body)));
+export const accountFrame = (body: AccountBody): Uint8Array<ArrayBuffer> => encodeAfter(HEADERS['#account'], body);
 
-export const identityFrame = (body: IdentityBody): Uint8Array<ArrayBuffer> =>
-  concat(HEADERS['#identity'], CBOR.encode(body));
+export const syncFrame = (body: SyncBody): Uint8Array<ArrayBuffer> => encodeAfter(HEADERS['#sync'], body);
 
-export const accountFrame = (body: AccountBody): Uint8Array<ArrayBuffer> =>
-  concat(HEADERS['#account'], CBOR.encode(body));
-
-export const syncFrame = (body: SyncBody): Uint8Array<ArrayBuffer> => concat(HEADERS['#sync'], CBOR.encode(withBytes(body)));
-
-export const infoFrame = (body: InfoBody): Uint8Array<ArrayBuffer> => concat(HEADERS['#info'], CBOR.encode(body));
+export const infoFrame = (body: InfoBody): Uint8Array<ArrayBuffer> => encodeAfter(HEADERS['#info'], body);
 
 export const errorFrame = (error: string, message?: string): Uint8Array<ArrayBuffer> =>
-  concat(ERROR_HEADER, CBOR.encode(message === undefined ? { error } : { error, message }));
+  encodeAfter(ERROR_HEADER, message === undefined ? { error } : { error, message });

@@ -9,8 +9,8 @@
  * was (used for forged commits a correct consumer must reject): MST nodes are immutable, so
  * dropping the new root is the whole rollback.
  */
-import * as CBOR from '@atcute/cbor';
 import { cborBlock, encodeCar, link, type Block } from './block.ts';
+import { encode } from './cbor.ts';
 import { sign } from './k256.ts';
 import { EMPTY_NODE, collectPath, freshNodes, mstDelete, mstNodes, mstPut, type MstNode } from './mst.ts';
 
@@ -111,8 +111,8 @@ export class SimRepo {
 
     const data = root.cid;
     const unsigned = { did: this.did, version: 3, data: link(data), rev, prev: null };
-    const sig = sign(CBOR.encode(unsigned), privateKey);
-    const commit = cborBlock({ ...unsigned, sig: CBOR.toBytes(sig) });
+    const sig = sign(encode(unsigned), privateKey);
+    const commit = cborBlock({ ...unsigned, sig });
     const blocks: Block[] = [commit];
     for (const node of nodes) blocks.push(nodeBlock(node));
     for (const [path, block] of recordBlocks) if (pending.get(path) === block) blocks.push(block);
