@@ -53,6 +53,8 @@ export type Planned =
   | { readonly kind: 'replay'; readonly back: number };
 
 interface PostEntry extends Slotted {
+  /** numbers posts in creation order (edge keys name posts by it) */
+  readonly serial: number;
   readonly author: Account;
   readonly rkey: string;
   readonly uri: string;
@@ -64,7 +66,7 @@ interface EdgeEntry extends Slotted {
   readonly author: Account;
   readonly collection: string;
   readonly rkey: string;
-  readonly key: string;
+  readonly key: number;
 }
 
 interface ListEntry extends Slotted {
@@ -114,6 +116,17 @@ const INVALID_KINDS: readonly R.InvalidKind[] = [
 
 const recordCid = (record: unknown): string => cidString(cborBlock(record).cid);
 
+const EDGE_KINDS = { like: 0, repost: 1, follow: 2, block: 3 } as const;
+/** authors (account indexes) below 2^24; subjects (post serials, account indexes) below 2^27 */
+const AUTHOR_SPAN = 2 ** 24;
+const SUBJECT_LIMIT = 2 ** 27;
+
+/** One number per (kind, author, subject): a set of numbers costs far less than one of strings. */
+const edgeKey = (kind: keyof typeof EDGE_KINDS, author: Account, subject: number): number => {
+  if (subject >= SUBJECT_LIMIT) throw new RangeError(`simulator: edge subject ${subject} beyond ${SUBJECT_LIMIT}`);
+  return (subject * 4 + EDGE_KINDS[kind]) * AUTHOR_SPAN + author.index;
+};
+
 export class Workload {
   readonly #rng: Rng;
   readonly #dir: AccountDirectory;
@@ -129,15 +142,17 @@ export class Workload {
   readonly #reposts = new Pool<EdgeEntry>();
   readonly #follows = new Pool<EdgeEntry>();
   readonly #lists = new Pool<ListEntry>();
-  /** `kind|authorIndex|subject` for likes, reposts, follows, blocks: no duplicates */
-  readonly #edges = new Set<string>();
+  /** `edgeKey` of every like, repost, follow and block: no duplicates */
+  readonly #edges = new Set<number>();
   #nextNew = 0;
+  #posted = 0;
 
   constructor(rng: Rng, directory: AccountDirectory, clock: SimClock, options: WorkloadOptions) {
     this.#rng = rng;
     this.#dir = directory;
     this.#clock = clock;
     this.#opts = options;
+    if (directory.size > AUTHOR_SPAN) throw new RangeError(`simulator: at most ${AUTHOR_SPAN} accounts`);
   }
 
   /** Accounts that have committed and are active right now. */
@@ -318,7 +333,7 @@ export class Workload {
       quote,
     });
     const cid = recordCid(record);
-    this.#posts.add({ slot: -1, author, rkey, uri, cid, root: reply?.root ?? { uri, cid } });
+    this.#posts.add({ slot: -1, serial: this.#posted++, author, rkey, uri, cid, root: reply?.root ?? { uri, cid } });
     const ops: RepoOp[] = [{ action: 'create', collection: R.COLLECTIONS.post, rkey, record }];
     if (companion === 'threadgate') {
       ops.push({ action: 'create', collection: R.COLLECTIONS.threadgate, rkey, record: R.threadgate(rng, uri, this.#now()) });
@@ -333,7 +348,7 @@ export class Workload {
     for (let attempt = 0; attempt < 3; attempt++) {
       const target = this.#posts.pickSkewed(rng, 3);
       if (target === undefined) return null;
-      const key = `${kind}|${author.index}|${target.uri}`;
+      const key = edgeKey(kind, author, target.serial);
       if (this.#edges.has(key)) continue;
       this.#edges.add(key);
       const rkey = this.#tid(author);
@@ -362,7 +377,7 @@ export class Workload {
     for (let attempt = 0; attempt < 3; attempt++) {
       const subject = this.#pickSubject(author);
       if (subject === null) return null;
-      const key = `follow|${author.index}|${subject.did}`;
+      const key = edgeKey('follow', author, subject.index);
       if (this.#edges.has(key)) continue;
       this.#edges.add(key);
       const rkey = this.#tid(author);
@@ -375,7 +390,7 @@ export class Workload {
   #block(author: Account): RepoOp[] | null {
     const subject = this.#pickSubject(author);
     if (subject === null) return null;
-    const key = `block|${author.index}|${subject.did}`;
+    const key = edgeKey('block', author, subject.index);
     if (this.#edges.has(key)) return null;
     this.#edges.add(key);
     return [{ action: 'create', collection: R.COLLECTIONS.block, rkey: this.#tid(author), record: R.block(subject.did, this.#now()) }];
