@@ -263,8 +263,9 @@ async function preload(url: string, records: number): Promise<void> {
  * simulator, not the ingester.
  */
 async function startSim(scenario: Scenario) {
-  // The relay keeps a bounded replay window for paced runs (the ingester stays near the head).
-  const relayRetain = scenario.rate ? Math.max(100_000, scenario.rate * 60) : null;
+  // The relay keeps a bounded replay window for paced runs: 30 s of events (a peak frame is about
+  // 1.6 KB), far more than the ingester's lag when it keeps up; further behind, events are dropped.
+  const relayRetain = scenario.rate ? scenario.rate * 30 : null;
   const relayPort = await freePort();
   const relayArgs = [
     '--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate),
