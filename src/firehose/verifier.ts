@@ -58,12 +58,16 @@ interface Job {
 const DEFAULT_WORKER_URL = new URL('./verify-worker.ts', import.meta.url);
 const PREFETCH_BUFFER = 10_000;
 /**
- * When jobs are sent: at once (end of the current task) when the worker has nothing of ours to
- * answer; otherwise with its next answer, as soon as SEND_AT wait, or after MAX_HOLD_MS at most.
- * So a quiet firehose costs a message per commit and a busy one a message per batch of jobs.
+ * When jobs are sent: with the worker's next answer when it is busy, as soon as SEND_AT wait, or
+ * after a hold at most. The hold is MAX_HOLD_MS (2 ms) under load, where the worker's answers pace
+ * the messages anyway; below LIGHT_LOAD_PER_SECOND commits it is QUIET_HOLD_MS (10 ms), because a
+ * message between threads costs more than the ~50 us check it carries (it wakes an idle core), so
+ * a quiet firehose gathers a few commits per message instead of paying one message per commit.
  */
 const SEND_AT = 64;
 const MAX_HOLD_MS = 2;
+const QUIET_HOLD_MS = 10;
+const LIGHT_LOAD_PER_SECOND = 1_000;
 
 export class WorkerVerifier implements CommitVerifier {
   readonly #plcUrl: string;
@@ -78,6 +82,9 @@ export class WorkerVerifier implements CommitVerifier {
   #unanswered = 0;
   #closed = false;
   #started = false;
+  #rateSecond = 0;
+  #currentSecondJobs = 0;
+  #previousSecondJobs = 0;
   restarts = 0;
 
   private constructor(plcUrl: string, log: Logger, workerUrl: URL) {
@@ -125,15 +132,29 @@ export class WorkerVerifier implements CommitVerifier {
     if (!this.#outbox) {
       this.#outbox = { ids: [], prefetch: [], invalidate: [] };
       const box = this.#outbox;
-      queueMicrotask(() => {
-        if (this.#outbox === box && this.#unanswered === 0) this.#flush();
-      });
+      const quiet = this.#jobsPerSecond() < LIGHT_LOAD_PER_SECOND;
+      if (!quiet) {
+        queueMicrotask(() => {
+          if (this.#outbox === box && this.#unanswered === 0) this.#flush();
+        });
+      }
       // the worker may be busy fetching keys for what it holds: never wait long on it
       setTimeout(() => {
         if (this.#outbox === box) this.#flush();
-      }, MAX_HOLD_MS);
+      }, quiet ? QUIET_HOLD_MS : MAX_HOLD_MS);
     }
     return this.#outbox;
+  }
+
+  /** Jobs sent over the last whole second and the current one, per second. */
+  #jobsPerSecond(): number {
+    const second = Math.floor(performance.now() / 1000);
+    if (second !== this.#rateSecond) {
+      this.#previousSecondJobs = second === this.#rateSecond + 1 ? this.#currentSecondJobs : 0;
+      this.#currentSecondJobs = 0;
+      this.#rateSecond = second;
+    }
+    return Math.max(this.#previousSecondJobs, this.#currentSecondJobs);
   }
 
   #flush(): void {
@@ -145,6 +166,8 @@ export class WorkerVerifier implements CommitVerifier {
 
   #send(ids: number[], prefetch: string[], invalidate: string[]): void {
     this.#unanswered += ids.length;
+    this.#jobsPerSecond();
+    this.#currentSecondJobs += ids.length;
     const message: JobsMessage = { type: 'jobs', ids: [], dids: [], unsigned: [], sigs: [], prefetch, invalidate };
     for (const id of ids) {
       const job = this.#pending.get(id);
