@@ -2,13 +2,14 @@
  * `bun run bench -- --scenario <name> [--commits N] [--json FILE]`: the ingestion benchmark.
  *
  * Starts a fresh database (an embedded PostgreSQL in a temporary folder, or a new database on
- * the server DATABASE_URL names), the simulator in its own process (frames generated before the
- * clock starts, except for paced scenarios), and the real ingester as `bun run start` runs it
- * (`src/main.ts`, in its own process). The clock runs from the ingester's start until the stored
- * cursor reaches the simulator's last seq. CPU is read from /proc for the ingester and for every
- * PostgreSQL process; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit time minus
- * the time the simulator released the event (its pace is known). Prints a table; `--json` writes
- * the same figures.
+ * the server DATABASE_URL names), the simulator in two processes (the relay, with frames generated
+ * before the clock starts except for paced scenarios, and a PLC directory that only answers
+ * identity lookups), and the real ingester as `bun run start` runs it (`src/main.ts`, in its own
+ * process). The clock runs from the ingester's start until the stored cursor reaches the
+ * simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
+ * for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
+ * time minus the time the simulator released the event (its pace is known). Prints a table;
+ * `--json` writes the same figures; `--profile DIR` writes the ingester's main-thread CPU profile.
  */
 import { parseArgs } from 'node:util';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -49,6 +50,16 @@ const SCENARIOS: Record<string, Scenario> = {
   flood: FLOOD,
   'flood-noverify': { ...FLOOD, description: 'flood with VERIFY_COMMITS=false', verify: false },
   storm: { ...FLOOD, description: 'every commit from a brand-new account', commits: 100_000, accounts: 100_000, newShare: 1 },
+  // the storm without the one DID document fetch per new account that verification needs: what
+  // creating users costs the write path on its own
+  'storm-noverify': {
+    ...FLOOD,
+    description: 'storm with VERIFY_COMMITS=false',
+    commits: 100_000,
+    accounts: 100_000,
+    newShare: 1,
+    verify: false,
+  },
   live: { ...FLOOD, description: '450 commits/s for 2 minutes', commits: 450 * 120, rate: 450 },
   peak: { ...FLOOD, description: '2,000 commits/s for 10 minutes', commits: 2000 * 600, rate: 2000 },
   'small-pool': { ...FLOOD, description: 'flood with DB_POOL_SIZE=8', poolSize: 8 },
