@@ -11,7 +11,10 @@
  * Round trips: the statements of each of the three stages are sent together, pipelined on the
  * transaction's connection (PostgreSQL runs them in the order sent), and awaited together. A
  * batch then costs a handful of round trips instead of one per statement, which is most of what
- * a quiet firehose costs: every round trip wakes PostgreSQL and then this process.
+ * a quiet firehose costs: every round trip wakes PostgreSQL and then this process. When one
+ * statement fails, the ones sent after it fail too ("transaction aborted"); the error thrown is
+ * always the first in the order sent, so the pipeline sees the real one (a value the database
+ * refuses is then bisected to its event, not retried forever).
  */
 import type { Database, TransactionSql } from '../db/database.ts';
 import { intArray, textArray } from '../db/pg-array.ts';
@@ -61,10 +64,10 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
     }
     statements.push(writeAccountStatus(sql, batch, idOf));
     if (batch.identityRefresh.size) statements.push(enqueueIdentity(sql, [...batch.identityRefresh].map(idOf), 'identity'));
-    await Promise.all(statements);
+    await allInOrder(statements);
 
     records.add('actors', actors.created.length);
-    await Promise.all([
+    await allInOrder([
       records.write(sql),
       sql`
         insert into firehose_cursor (relay_url, seq, event_time, updated_at)
@@ -75,6 +78,13 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
   });
   actorIds.remember(learnt);
   return result;
+}
+
+/** Waits for every pipelined statement; throws the first failure in the order they were sent. */
+async function allInOrder(statements: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  for (const result of await Promise.allSettled(statements)) {
+    if (result.status === 'rejected') throw result.reason;
+  }
 }
 
 async function enqueueIdentity(sql: TransactionSql, actorIds: number[], reason: string): Promise<void> {

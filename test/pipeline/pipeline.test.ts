@@ -71,13 +71,34 @@ describe('Pipeline', () => {
       rev: '3kaaaaaaaaa22',
       ops: [{ action: 'create', collection: 'app.bsky.graph.follow', table: 'follows', rkey: '3kaaaaaaaaa22', cid: CID, row: { ...follow.row, createdAt: '294277-01-01T00:00:00Z' } }],
     };
-    const { instance, stats, stop } = pipeline('ws://poison.test', processorFor(new Map([[37, poison]])), 0);
+    // statements of later tables, sent after the failing one on the same connection, fail too
+    // (the transaction is aborted): the bisection must still see the real error
+    const like = parseRecord('app.bsky.feed.like', '3kaaaaaaaaa22', {
+      $type: 'app.bsky.feed.like',
+      subject: { uri: `at://${did(1)}/app.bsky.feed.post/3kaaaaaaaaa22`, cid: CID },
+      createdAt: NOW,
+    });
+    if (!like?.ok) throw new Error('fixture');
+    const liking: IndexEvent = {
+      kind: 'commit',
+      seq: 60,
+      time: NOW,
+      did: did(60),
+      rev: '3kaaaaaaaaa22',
+      ops: [{ action: 'create', collection: 'app.bsky.feed.like', table: 'likes', rkey: '3kaaaaaaaaa22', cid: CID, row: like.row }],
+    };
+    const deactivated: IndexEvent = { kind: 'account', seq: 61, time: NOW, did: did(61), status: 'deactivated' };
+    const events = new Map<number, IndexEvent>([[37, poison], [60, liking], [61, deactivated]]);
+    // a linger longer than the offers take: the first batch holds all 100 events
+    const { instance, stats, stop } = pipeline('ws://poison.test', processorFor(events), 200);
     for (let seq = 1; seq <= 100; seq++) expect(instance.offer(frame(seq))).toBe('accepted');
     await until(() => instance.committedSeq === 100, { timeoutMs: 30_000, intervalMs: 5 });
     await stop();
     expect(stats.rejectedByReason.get('db-rejected')).toBe(1);
     const [row] = await database.db.run((sql) => sql`select count(*)::int as n from follows f join actors a on a.id = f.author_id where a.did like 'did:plc:pipeline%'`);
-    expect(row?.n).toBe(99);
+    expect(row?.n).toBe(97);
+    const [likes] = await database.db.run((sql) => sql`select count(*)::int as n from likes l join actors a on a.id = l.author_id where a.did = ${did(60)}`);
+    expect(likes?.n).toBe(1);
     const [cursor] = await database.db.run((sql) => sql`select seq from firehose_cursor where relay_url = 'ws://poison.test'`);
     expect(cursor?.seq).toBe(100);
   });
