@@ -32,7 +32,7 @@ test('bun run bench completes a small flood and writes every figure', async () =
   const result = (await Bun.file(json).json()) as Record<string, unknown>;
   for (const field of [
     'scenario', 'commits', 'ops', 'seconds', 'commitsPerSec', 'opsPerSec', 'lagP50Ms', 'lagP99Ms', 'cpuCoresIngester',
-    'cpuCoresPostgres', 'peakRssMb', 'dbBytesPerCommit', 'dropped', 'rejected', 'verify', 'poolSize', 'machine',
+    'cpuCoresPostgres', 'cpuCoresSimulator', 'peakRssMb', 'dbBytesPerCommit', 'dropped', 'rejected', 'verify', 'poolSize', 'machine',
   ]) {
     expect(result).toHaveProperty(field);
   }
