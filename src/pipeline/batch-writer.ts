@@ -61,6 +61,9 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
         a.authorId - b.authorId || (a.rkey < b.rkey ? -1 : a.rkey > b.rkey ? 1 : 0);
       statements.push(deleteKeys(sql, table, replaced.sort(byKey), records));
       statements.push(insertRows(sql, table, rows.sort(byKey), ids, records));
+      // let this table's statements go out before building the next table's parameters, so
+      // PostgreSQL works while this thread builds (postgres.js sends a query a few microtasks on)
+      await new Promise((resolve) => setImmediate(resolve));
     }
     statements.push(writeAccountStatus(sql, batch, idOf));
     if (batch.identityRefresh.size) statements.push(enqueueIdentity(sql, [...batch.identityRefresh].map(idOf), 'identity'));
