@@ -8,10 +8,12 @@
  * the rows, the stored cursor never runs ahead of committed data, and a crash anywhere replays the
  * whole batch, which the idempotent statements absorb.
  *
- * Round trips: the statements of each of the three stages are sent together, pipelined on the
- * transaction's connection (PostgreSQL runs them in the order sent), and awaited together. A
- * batch then costs a handful of round trips instead of one per statement, which is most of what
- * a quiet firehose costs: every round trip wakes PostgreSQL and then this process. When one
+ * Round trips: the statements of each of the three stages are pipelined on the transaction's
+ * connection (PostgreSQL runs them in the order sent) and awaited together; within the middle
+ * stage each table's statements go out as soon as they are built, so PostgreSQL executes while
+ * the next table's parameters are built here. A batch then costs a handful of round trips instead
+ * of one per statement, which is most of what a quiet firehose costs: every round trip wakes
+ * PostgreSQL and then this process. When one
  * statement fails, the ones sent after it fail too ("transaction aborted"); the error thrown is
  * always the first in the order sent, so the pipeline sees the real one (a value the database
  * refuses is then bisected to its event, not retried forever).
