@@ -6,6 +6,7 @@ import { IdentityWorker } from '../../src/identity/identity-worker.ts';
 import { silentLogger } from '../../src/log.ts';
 import { cidString } from '../../src/sim/block.ts';
 import { startSimulator, type Simulator } from '../../src/sim/server.ts';
+import { enqueueIdentity } from '../support/identity-queue.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
 
 let sim: Simulator;
@@ -18,16 +19,6 @@ afterAll(async () => {
   await sim.stop();
   await database.close();
 });
-
-const enqueue = (did: string, reason: 'new' | 'identity') =>
-  database.db.begin(async (sql) => {
-    const [row] = await sql<Array<{ id: number }>>`
-      insert into actors (did) values (${did}) on conflict (did) do update set did = excluded.did returning id`;
-    await sql`
-      insert into identity_queue (actor_id, reason) values (${row!.id}, ${reason})
-      on conflict (actor_id) do update set reason = excluded.reason, not_before = now()`;
-    return row!.id;
-  });
 
 const queueEmpty = async (): Promise<boolean> => {
   const [row] = await database.db.run((sql) => sql<Array<{ n: number }>>`select count(*)::int as n from identity_queue`);
@@ -48,7 +39,7 @@ test('simulated accounts get their handle and profile; a rename arrives through 
   expect(withProfile.length).toBeGreaterThan(2);
   const chosen = withProfile.slice(0, 3);
   const ids = new Map<string, number>();
-  for (const account of chosen) ids.set(account.did, await enqueue(account.did, 'new'));
+  for (const account of chosen) ids.set(account.did, await enqueueIdentity(database.db, account.did, 'new'));
 
   const worker = new IdentityWorker({
     db: database.db,
@@ -75,7 +66,7 @@ test('simulated accounts get their handle and profile; a rename arrives through 
 
     const renamed = chosen[0]!;
     const newHandle = sim.network.directory.rename(renamed);
-    await enqueue(renamed.did, 'identity');
+    await enqueueIdentity(database.db, renamed.did, 'identity');
     await waitFor('new handle', async () => {
       const [row] = await database.db.run((sql) => sql<Array<{ handle: string | null }>>`select handle from actors where did = ${renamed.did}`);
       return row?.handle === newHandle;

@@ -4,6 +4,7 @@ import type { Database } from '../../src/db/database.ts';
 import { enqueueStale } from '../../src/identity/identity-store.ts';
 import { IdentityWorker, type IdentityWorkerOptions } from '../../src/identity/identity-worker.ts';
 import { silentLogger } from '../../src/log.ts';
+import { enqueueIdentity } from '../support/identity-queue.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
 
 // ---- a PLC directory and a PDS (which also answers resolveHandle), on two ports ----
@@ -139,17 +140,6 @@ const account = (handle: string, options: { profile?: boolean; did?: string } = 
   return did;
 };
 
-/** What the pipeline does: insert the actor, enqueue it (same upsert as batch-writer.ts). */
-const enqueue = async (db: Database, did: string, reason: 'new' | 'identity' = 'new'): Promise<number> =>
-  db.begin(async (sql) => {
-    const [row] = await sql<Array<{ id: number }>>`
-      insert into actors (did) values (${did}) on conflict (did) do update set did = excluded.did returning id`;
-    await sql`
-      insert into identity_queue (actor_id, reason) values (${row!.id}, ${reason})
-      on conflict (actor_id) do update set reason = excluded.reason, not_before = now()`;
-    return row!.id;
-  });
-
 interface ActorRow {
   id: number;
   handle: string | null;
@@ -224,7 +214,7 @@ const withWorker = async <T>(options: Partial<IdentityWorkerOptions>, body: (wor
 describe('IdentityWorker', () => {
   test('a new actor gets its verified handle, PDS, key and profile', async () => {
     const did = account('alice.test');
-    const id = await enqueue(database.db, did);
+    const id = await enqueueIdentity(database.db, did);
     const [before] = await database.db.run((sql) => sql<Array<{ count: number }>>`
       select coalesce((select count from record_counts where collection = 'app.bsky.actor.profile'), 0)::int as count`);
     await withWorker({}, async (worker) => {
@@ -248,11 +238,11 @@ describe('IdentityWorker', () => {
 
   test('a profile that came through the firehose is not fetched again; a missing one is fine', async () => {
     const had = account('had.test');
-    const id = await enqueue(database.db, had);
+    const id = await enqueueIdentity(database.db, had);
     await database.db.run((sql) => sql`
       insert into profiles (author_id, rkey, cid, record) values (${id}, 'self', ${CID}, ${JSON.stringify({ displayName: 'firehose' })}::text::jsonb)`);
     const none = account('none.test', { profile: false });
-    await enqueue(database.db, none);
+    await enqueueIdentity(database.db, none);
     const before = pdsLog.filter((line) => line.includes('getRecord')).length;
     await withWorker({}, async (worker) => {
       await settled(database.db, had);
@@ -267,7 +257,7 @@ describe('IdentityWorker', () => {
   test('a failing PDS: the identity is saved at once, only the profile is retried', async () => {
     const did = account('pdsflaky.test');
     pdsFailures.set(did, 2);
-    const id = await enqueue(database.db, did);
+    const id = await enqueueIdentity(database.db, did);
     await withWorker({}, async (worker) => {
       await waitFor('identity saved', async () => (await actor(database.db, did)).handle === 'pdsflaky.test');
       await settled(database.db, did);
@@ -282,21 +272,21 @@ describe('IdentityWorker', () => {
 
   test('did:web is resolved from the host\'s /.well-known/did.json', async () => {
     const did = account('web.test', { did: webDid() });
-    await enqueue(database.db, did);
+    await enqueueIdentity(database.db, did);
     await withWorker({}, () => settled(database.db, did));
     expect(await actor(database.db, did)).toMatchObject({ handle: 'web.test', didStatus: 'ok' });
   });
 
   test('a handle change arrives through an #identity enqueue and bypasses the caches', async () => {
     const did = account('before.test');
-    await enqueue(database.db, did);
+    await enqueueIdentity(database.db, did);
     await withWorker({}, async () => {
       await settled(database.db, did);
       expect((await actor(database.db, did)).handle).toBe('before.test');
       accounts.set(did, { handle: 'after.test' });
       handles.delete('before.test');
       handles.set('after.test', did);
-      await enqueue(database.db, did, 'identity');
+      await enqueueIdentity(database.db, did, 'identity');
       await waitFor('new handle', async () => (await actor(database.db, did)).handle === 'after.test');
     });
     expect(await actor(database.db, did)).toMatchObject({ handle: 'after.test', claimedHandle: 'after.test' });
@@ -307,8 +297,8 @@ describe('IdentityWorker', () => {
     handles.set('liar.test', newDid()); // the handle points at someone else
     const unclaimed = newDid();
     accounts.set(unclaimed, { handle: 'nowhere.test' }); // resolves nowhere
-    await enqueue(database.db, did);
-    await enqueue(database.db, unclaimed);
+    await enqueueIdentity(database.db, did);
+    await enqueueIdentity(database.db, unclaimed);
     await withWorker({}, async (worker) => {
       await settled(database.db, did);
       await settled(database.db, unclaimed);
@@ -320,21 +310,21 @@ describe('IdentityWorker', () => {
 
   test('a contested handle belongs to the DID it resolves to', async () => {
     const first = account('shared.test');
-    await enqueue(database.db, first);
+    await enqueueIdentity(database.db, first);
     await withWorker({}, async (worker) => {
       await settled(database.db, first);
       expect((await actor(database.db, first)).handle).toBe('shared.test');
 
       // the handle moves to a second DID, whose document claims it too; the first still claims it
       const second = account('shared.test');
-      await enqueue(database.db, second);
+      await enqueueIdentity(database.db, second);
       await settled(database.db, second);
       expect((await actor(database.db, second)).handle).toBe('shared.test');
       expect(await actor(database.db, first)).toMatchObject({ handle: null, claimedHandle: 'shared.test' });
       expect(worker.stats.handlesTaken).toBe(1);
 
       // re-checking the first does not give it back
-      await enqueue(database.db, first, 'identity');
+      await enqueueIdentity(database.db, first, 'identity');
       await settled(database.db, first);
       expect((await actor(database.db, first)).handle).toBeNull();
       expect((await actor(database.db, second)).handle).toBe('shared.test');
@@ -345,12 +335,12 @@ describe('IdentityWorker', () => {
 
   test('a tombstoned DID is marked once, not retried, and not refreshed', async () => {
     const did = account('dead.test');
-    const id = await enqueue(database.db, did);
+    const id = await enqueueIdentity(database.db, did);
     await withWorker({}, async () => {
       await settled(database.db, did);
       expect((await actor(database.db, did)).handle).toBe('dead.test');
       accounts.set(did, { handle: 'dead.test', status: 'tombstoned' });
-      await enqueue(database.db, did, 'identity');
+      await enqueueIdentity(database.db, did, 'identity');
       await waitFor('tombstone', async () => (await actor(database.db, did)).didStatus === 'tombstoned');
       await settled(database.db, did);
     });
@@ -365,7 +355,7 @@ describe('IdentityWorker', () => {
   test('PLC 500s and a timeout are retried with backoff until the document comes', async () => {
     const did = account('flaky.test');
     failures.set(did, ['500', '500', 'hang', '500']);
-    await enqueue(database.db, did);
+    await enqueueIdentity(database.db, did);
     await withWorker({}, async (worker) => {
       await waitFor('resolved', async () => (await actor(database.db, did)).handle === 'flaky.test');
       await settled(database.db, did);
@@ -379,7 +369,7 @@ describe('IdentityWorker', () => {
 
   test('a DID that keeps failing is parked after maxAttempts, keeping nothing invented', async () => {
     const did = newDid(); // unknown to PLC: 404 every time
-    await enqueue(database.db, did);
+    await enqueueIdentity(database.db, did);
     await withWorker({ maxAttempts: 3 }, async (worker) => {
       await settled(database.db, did);
       expect(worker.stats.parked).toBe(1);
@@ -393,7 +383,7 @@ describe('IdentityWorker', () => {
     plcDown = true;
     const before = plcLog.length;
     try {
-      for (const did of dids) await enqueue(database.db, did);
+      for (const did of dids) await enqueueIdentity(database.db, did);
       await withWorker({ maxAttempts: 4, breaker: { failureThreshold: 3, cooldownMs: 100, maxCooldownMs: 200 } }, async (worker) => {
         await waitFor('circuit open', () => worker.stats.openCircuits === 1);
         await Bun.sleep(1000); // an outage many times longer than the backoff
@@ -415,7 +405,7 @@ describe('IdentityWorker', () => {
   test('the PLC rate limit holds: requests per second at the stub stay under the limit', async () => {
     const RATE = 10;
     const dids = Array.from({ length: 3 * RATE }, (_, i) => account(`rate${i}.test`, { profile: false }));
-    for (const did of dids) await enqueue(database.db, did);
+    for (const did of dids) await enqueueIdentity(database.db, did);
     const wanted = new Set(dids);
     const from = plcLog.length;
     await withWorker({ plcRateLimit: RATE, maxConcurrent: 50 }, async () => {
@@ -431,7 +421,7 @@ describe('IdentityWorker', () => {
 
   test('stale identities are refreshed by the sweep', async () => {
     const did = account('stale.test');
-    const id = await enqueue(database.db, did);
+    const id = await enqueueIdentity(database.db, did);
     await withWorker({}, () => settled(database.db, did));
     const old = new Date(Date.now() - 48 * 3_600_000);
     await database.db.run((sql) => sql`update actors set identity_checked_at = ${old} where id = ${id}`);
@@ -447,11 +437,11 @@ describe('IdentityWorker', () => {
     const did = account('race1.test');
     let open!: () => void;
     gates.set(did, new Promise<void>((resolve) => (open = resolve)));
-    await enqueue(database.db, did);
+    await enqueueIdentity(database.db, did);
     await withWorker({}, async () => {
       await waitFor('request in flight', () => plcLog.some((entry) => entry.did === did));
       // the document changes, and the event arrives, while the old answer is on its way
-      await enqueue(database.db, did, 'identity');
+      await enqueueIdentity(database.db, did, 'identity');
       accounts.set(did, { handle: 'race2.test' });
       handles.set('race2.test', did);
       gates.delete(did);
@@ -466,7 +456,7 @@ describe('IdentityWorker', () => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
     for (const did of dids) gates.set(did, gate);
-    for (const did of dids) await enqueue(database.db, did);
+    for (const did of dids) await enqueueIdentity(database.db, did);
     await withWorker({ maxConcurrent: 3 }, async (worker) => {
       await waitFor('three in flight', () => worker.stats.active === 3);
       await Bun.sleep(50);
@@ -490,7 +480,7 @@ describe('IdentityWorker with a pool of one connection', () => {
     const did = account('patient.test');
     let open!: () => void;
     gates.set(did, new Promise<void>((resolve) => (open = resolve)));
-    await enqueue(small.db, did);
+    await enqueueIdentity(small.db, did);
     await withWorker(
       {},
       async (worker) => {
