@@ -149,7 +149,8 @@ async function run(name: string, scenario: Scenario) {
 
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   cleanups.push(() => sql.end({ timeout: 5 }));
-  const cpuStart = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()), simulator: await cpuSeconds(sim.pids) };
+  const cpuNow = async () => ({ ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()), simulator: await cpuSeconds(sim.pids) });
+  const cpuStart = await cpuNow();
   const lags: number[] = [];
   let cursor = 0;
   let lastProgress = performance.now();
@@ -172,7 +173,7 @@ async function run(name: string, scenario: Scenario) {
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  const cpuEnd = { ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()), simulator: await cpuSeconds(sim.pids) };
+  const cpuEnd = await cpuNow();
   const peakRssMb = await peakRss(ingester.pid);
 
   const [size] = await sql<{ bytes: number; commits: number }[]>`
