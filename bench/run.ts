@@ -162,8 +162,8 @@ async function run(name: string, scenario: Scenario) {
     cursor = Number(row?.seq ?? 0);
     const now = performance.now();
     if (scenario.rate && cursor > 0) {
-      // seq s is released at started + (s / eventsPerCommit) / rate seconds
-      lags.push(Math.max(0, now - started - (cursor / sim.eventsPerCommit / scenario.rate) * 1000));
+      // seq s is due at the relay's pacing start + (s / eventsPerCommit) / rate seconds
+      lags.push(Math.max(0, Date.now() - sim.pacingStartedAt - (cursor / sim.eventsPerCommit / scenario.rate) * 1000));
     }
     if (cursor !== lastCursor) {
       lastCursor = cursor;
@@ -291,6 +291,8 @@ async function startSim(scenario: Scenario) {
   // Without faults or lifecycle events every event is a commit: seq N is the N-th commit.
   return {
     pids: [relay.pid, directory.pid],
+    // the relay counts its paced releases from this wall-clock time (it starts before the ingester)
+    pacingStartedAt: Number(/paced .* from (\d+)/.exec(relay.banner)?.[1] ?? Date.now()),
     httpUrl: directory.url,
     relayUrl: relay.url.replace(/^http/, 'ws'),
     lastSeq: scenario.commits,
@@ -299,7 +301,7 @@ async function startSim(scenario: Scenario) {
   };
 }
 
-async function startSimProcess(scenario: Scenario, port: number, extra: string[]): Promise<{ url: string; pid: number }> {
+async function startSimProcess(scenario: Scenario, port: number, extra: string[]): Promise<{ url: string; pid: number; banner: string }> {
   const args = [
     process.execPath, join(ROOT, 'src/sim/cli.ts'),
     '--port', String(port), '--seed', '1', '--accounts', String(scenario.accounts), ...extra,
@@ -321,7 +323,7 @@ async function startSimProcess(scenario: Scenario, port: number, extra: string[]
       // drain
     }
   })();
-  return { url: `http://127.0.0.1:${port}`, pid: child.pid };
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid, banner: text };
 }
 
 async function ingesterMetrics(sql: postgres.Sql, url: string) {

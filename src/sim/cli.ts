@@ -127,6 +127,7 @@ const main = async (): Promise<void> => {
   console.log(`firehose simulator (seed ${options.seed}, ${options.commits} commits) listening:`);
   console.log(`  relay  ${sim.wsUrl}`);
   console.log(`  plc    ${sim.url}/{did}`);
+  if ((options.rate ?? 0) > 0) console.log(`  paced  ${options.rate} commits/s from ${sim.pacingStartedAt} (ms since the epoch)`);
   console.log(`  pds    ${sim.url}/xrpc/...`);
   if (options.pregenerate === true) {
     console.log(`  generated ${sim.commitsGenerated} commits in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -91,6 +91,8 @@ export interface Simulator {
   readonly commitsGenerated: number;
   /** frames released so far (a consumer reading from cursor 0 receives this many once all are out) */
   readonly framesReleased: number;
+  /** Paced (`rate` > 0): wall-clock time (ms since the epoch) from which releases are counted: commit n is due at this + n / rate seconds. */
+  readonly pacingStartedAt: number;
   readonly stats: NetworkStats;
   readonly network: Network;
   /** The ground truth over everything generated so far (see ground-truth.ts); throws if not kept. */
@@ -168,6 +170,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   let timer: ReturnType<typeof setTimeout> | null = null;
   let pumpScheduled = false;
   const startedAt = performance.now();
+  const pacingStartedAt = Date.now();
   const done = Promise.withResolvers<void>();
   // generated() may be awaited late or never; don't turn a failure into an unhandled rejection here
   done.promise.catch(() => {});
@@ -362,6 +365,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     get framesReleased() {
       return released;
     },
+    pacingStartedAt,
     stats: network.stats,
     network,
     groundTruth: () => network.groundTruth(),

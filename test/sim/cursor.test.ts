@@ -131,6 +131,20 @@ describe('live and on-demand generation', () => {
     }
   });
 
+  test('a paced stream tells when its pacing started: commit n is not out before start + n / rate', async () => {
+    const before = Date.now();
+    const sim = await startSimulator({ seed: 9, accounts: 10, commits: 6, rate: 20 });
+    const after = Date.now();
+    try {
+      expect(sim.pacingStartedAt).toBeGreaterThanOrEqual(before);
+      expect(sim.pacingStartedAt).toBeLessThanOrEqual(after);
+      await readFrames(`${sim.wsUrl}?cursor=0`, 6);
+      expect(Date.now()).toBeGreaterThanOrEqual(sim.pacingStartedAt + (6 / 20) * 1000);
+    } finally {
+      await sim.stop();
+    }
+  });
+
   test('backpressure: a small send buffer still delivers every frame in order', async () => {
     const sim = await startSimulator({ seed: 4, accounts: 50, commits: 500, pregenerate: true, backpressureBytes: 2048 });
     try {
