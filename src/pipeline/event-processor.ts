@@ -17,16 +17,17 @@
  * The revision guard: a commit whose rev is not above the last rev indexed for its repo is stale
  * (a replay from another relay or an older cursor) and skipped as 'stale-rev'. The last rev is
  * recorded only after the commit verified, so a forged commit cannot fence off the real ones;
- * `#sync` resets it to the rev it announces. The guard is a bounded in-memory map: after a restart
- * replays are still harmless because every write is idempotent.
+ * `#sync` resets it to the rev it announces. The guard is bounded and in memory (`RepoStateTable`,
+ * shared with the prefetch record): a repo it forgot, or any replay after a restart, is still
+ * harmless because every write is idempotent.
  */
 import { CommitReadError, readCommit, readRecords } from '../firehose/commit-reader.ts';
 import type { Frame } from '../firehose/frame-decoder.ts';
 import type { CommitVerifier } from '../firehose/verifier.ts';
-import { LruCache } from '../identity/lru-cache.ts';
 import { parseRecord, tableOf } from './collections.ts';
 import type { AccountStatus, IndexEvent, RecordOp } from './events.ts';
 import type { IngestStats } from './ingest-stats.ts';
+import { RepoStateTable } from './repo-state.ts';
 
 export type SequencedFrame = Extract<Frame, { kind: 'commit' | 'sync' | 'identity' | 'account' }> | (Extract<Frame, { kind: 'unknown' }> & { seq: number });
 
@@ -38,14 +39,13 @@ export interface EventProcessorOptions {
 
 const ACCOUNT_STATUSES: ReadonlySet<string> = new Set(['deactivated', 'takendown', 'suspended', 'deleted', 'desynchronized', 'throttled']);
 
-const REV_GUARD_ENTRIES = 200_000;
-const NO_EXPIRY_MS = Number.MAX_SAFE_INTEGER;
+const REPOS_REMEMBERED = 200_000;
+const PREFETCH_TTL_MS = 10 * 60_000;
 
 export class EventProcessor {
   readonly #verifier: CommitVerifier | null;
   readonly #stats: IngestStats;
-  readonly #revs = new LruCache<string, string>({ maxEntries: REV_GUARD_ENTRIES, ttlMs: NO_EXPIRY_MS });
-  readonly #prefetched = new LruCache<string, true>({ maxEntries: REV_GUARD_ENTRIES, ttlMs: 10 * 60_000 });
+  readonly #repos = new RepoStateTable({ capacity: REPOS_REMEMBERED, prefetchTtlMs: PREFETCH_TTL_MS });
 
   constructor(options: EventProcessorOptions) {
     this.#verifier = options.verifier;
@@ -54,8 +54,7 @@ export class EventProcessor {
 
   /** Asks for the signing key of `frame`'s repo ahead of time, once per repo (never waits). */
   prefetch(frame: SequencedFrame): void {
-    if (!this.#verifier || frame.kind !== 'commit' || this.#prefetched.get(frame.repo)) return;
-    this.#prefetched.set(frame.repo, true);
+    if (!this.#verifier || frame.kind !== 'commit' || !this.#repos.claimPrefetch(frame.repo)) return;
     this.#verifier.prefetch(frame.repo);
   }
 
@@ -73,7 +72,7 @@ export class EventProcessor {
         return { kind: 'account', seq: frame.seq, time: frame.time, did: frame.did, status };
       }
       case 'sync':
-        this.#revs.set(frame.did, frame.rev);
+        this.#repos.recordRev(frame.did, frame.rev);
         return { kind: 'sync', seq: frame.seq, time: frame.time, did: frame.did };
       case 'unknown':
         this.#stats.reject('unknown-event-type');
@@ -87,8 +86,7 @@ export class EventProcessor {
       this.#stats.reject('too-big');
       return skipped;
     }
-    const lastRev = this.#revs.get(frame.repo);
-    if (lastRev !== undefined && frame.rev <= lastRev) {
+    if (this.#repos.isStale(frame.repo, frame.rev)) {
       this.#stats.reject('stale-rev');
       return skipped;
     }
@@ -108,7 +106,7 @@ export class EventProcessor {
       }
       if (outcome === 'key-unavailable') this.#stats.unverifiedCommits++;
     }
-    this.#revs.set(frame.repo, frame.rev);
+    this.#repos.recordRev(frame.repo, frame.rev);
 
     const ops: RecordOp[] = [];
     for (const op of frame.ops) {

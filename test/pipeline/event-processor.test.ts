@@ -69,6 +69,19 @@ describe('EventProcessor', () => {
     expect(Object.fromEntries(gone.stats.rejectedByReason)).toEqual({ 'key-invalid': 1 });
   });
 
+  test('a key prefetch is asked once per repo, and only for commits', async () => {
+    const asked: string[] = [];
+    const verifier = new InlineVerifier(new SigningKeyCache({ resolve: async () => ({ signingKey: signer.multikey }), invalidate: () => {} }));
+    verifier.prefetch = (did) => void asked.push(did);
+    const processor = new EventProcessor({ verifier, stats: new IngestStats() });
+    const other = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa';
+    processor.prefetch(commit(1, '3kaaaaaaaaa22'));
+    processor.prefetch(commit(2, '3kaaaaaaaaa23'));
+    processor.prefetch(commit(3, '3kaaaaaaaaa22', { did: other }));
+    processor.prefetch(frame(frameOf({ op: 1, t: '#account' }, { seq: 4, did: 'did:web:example.com', time: '2024-05-01T12:00:00.000Z', active: true })));
+    expect(asked).toEqual([DID, other]);
+  });
+
   test('account events map to statuses', async () => {
     const { processor } = processorWith();
     const account = (seq: number, body: Record<string, unknown>) =>

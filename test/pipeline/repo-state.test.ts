@@ -1,0 +1,99 @@
+import { describe, expect, test } from 'bun:test';
+import { RepoStateTable } from '../../src/pipeline/repo-state.ts';
+
+const SORTABLE = '234567abcdefghijklmnopqrstuvwxyz';
+const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
+
+const table = (capacity = 100, now: () => number = Date.now) => new RepoStateTable({ capacity, prefetchTtlMs: 1000, now });
+
+/** A deterministic stream of numbers in [0, 1) (mulberry32). */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('the revision guard', () => {
+  test('a repo without a recorded revision is never stale', () => {
+    expect(table().isStale(DID, '3kaaaaaaaaa22')).toBe(false);
+  });
+
+  test('stale means not above the last recorded revision; a lower one recorded (#sync) resets it', () => {
+    const repos = table();
+    repos.recordRev(DID, '3kbbbbbbbbb22');
+    expect(repos.isStale(DID, '3kbbbbbbbbb22')).toBe(true);
+    expect(repos.isStale(DID, '3kaaaaaaaaa22')).toBe(true);
+    expect(repos.isStale(DID, '3kbbbbbbbbb23')).toBe(false);
+    expect(repos.isStale('did:web:example.com', '3kaaaaaaaaa22')).toBe(false);
+    repos.recordRev(DID, '3kaaaaaaaaa22');
+    expect(repos.isStale(DID, '3kaaaaaaaaa23')).toBe(false);
+  });
+
+  test('agrees with string order for any 13 sortable base32 characters, extremes included', () => {
+    const next = random(3);
+    const revision = () => Array.from({ length: 13 }, () => SORTABLE[Math.floor(next() * 32)]).join('');
+    const pairs: Array<[string, string]> = [
+      ['2222222222222', '2222222222222'],
+      ['zzzzzzzzzzzzz', 'zzzzzzzzzzzzy'],
+      ['2222222222223', '2222222222222'],
+      ['3zzzzzzzzzzzz', '4222222222222'],
+      ['jzzzzzzzzzzzz', 'k222222222222'],
+    ];
+    for (let index = 0; index < 2_000; index++) {
+      const first = revision();
+      // a shared prefix of any length, so both halves of the number get compared
+      const shared = Math.floor(next() * 14);
+      pairs.push([first, first.slice(0, shared) + revision().slice(shared)]);
+    }
+    const repos = table();
+    for (const [recorded, incoming] of pairs) {
+      repos.recordRev(DID, recorded);
+      expect(repos.isStale(DID, incoming)).toBe(incoming <= recorded);
+    }
+  });
+
+  test('a revision that is not a TID is compared as a string and never recorded', () => {
+    const repos = table();
+    repos.recordRev(DID, '3kbbbbbbbbb22');
+    expect(repos.isStale(DID, '3kaaaa')).toBe(true);
+    expect(repos.isStale(DID, '3kbbbbbbbbb22x')).toBe(false);
+    expect(repos.isStale(DID, '3KBBBBBBBBB22')).toBe(true);
+    repos.recordRev(DID, 'not-a-tid');
+    expect(repos.isStale(DID, '2222222222222')).toBe(false);
+  });
+});
+
+describe('the prefetch record', () => {
+  test('claimed once per TTL per repo', () => {
+    let now = 0;
+    const repos = table(100, () => now);
+    expect(repos.claimPrefetch(DID)).toBe(true);
+    expect(repos.claimPrefetch(DID)).toBe(false);
+    expect(repos.claimPrefetch('did:web:example.com')).toBe(true);
+    now = 999;
+    expect(repos.claimPrefetch(DID)).toBe(false);
+    now = 1000;
+    expect(repos.claimPrefetch(DID)).toBe(true);
+    expect(repos.claimPrefetch(DID)).toBe(false);
+  });
+
+  test('a repo keeps its revision when its prefetch is claimed, and the reverse', () => {
+    const repos = table();
+    repos.recordRev(DID, '3kbbbbbbbbb22');
+    expect(repos.claimPrefetch(DID)).toBe(true);
+    expect(repos.isStale(DID, '3kbbbbbbbbb22')).toBe(true);
+    expect(repos.claimPrefetch(DID)).toBe(false);
+  });
+});
+
+test('bounded: beyond capacity a repo is forgotten, which only makes it new again', () => {
+  const repos = table(2);
+  const dids = ['did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb', 'did:plc:cccccccccccccccccccccccc'];
+  for (const did of dids) repos.recordRev(did, '3kbbbbbbbbb22');
+  expect(repos.size).toBe(2);
+  expect(dids.filter((did) => repos.isStale(did, '3kaaaaaaaaa22'))).toHaveLength(2);
+});
