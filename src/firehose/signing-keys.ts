@@ -1,15 +1,19 @@
 // signing-keys: a repo's current signing key, cached, and the verify-then-refetch-once policy.
 //
-// Owns the DID -> parsed signing key cache that commit verification reads. Promises: a bounded LRU
-// with TTL; concurrent `get`s of one DID share one resolution and one parse; `invalidate(did)`
-// (on an #identity event) drops the key here and the document in the resolver; `verifyCommit`
-// answers 'ok' | 'bad-signature' | 'key-unavailable' and never throws. On a failed verification
-// it refetches the key once and retries, unless the key in hand was fetched less than
-// `minRefreshIntervalMs` ago: a repo that keeps sending bad signatures costs one PLC request per
-// interval, not one per commit.
+// Owns the DID -> parsed signing key cache that commit verification reads. Promises: bounded
+// (`maxEntries` DIDs, CLOCK eviction: a key in use stays) with a TTL; concurrent `get`s of one DID
+// share one resolution and one parse; `invalidate(did)` (on an #identity event) drops the key here
+// and the document in the resolver; `verifyCommit` answers 'ok' | 'bad-signature' |
+// 'key-unavailable' and never throws. On a failed verification it refetches the key once and
+// retries, unless the key in hand was fetched less than `minRefreshIntervalMs` ago: a repo that
+// keeps sending bad signatures costs one PLC request per interval, not one per commit.
+// A cached secp256k1 key is its 65-byte point in one slab (DidSlots gives each DID its place),
+// ~100 bytes per repo instead of ~1 KB of strings and objects; what is handed out is a copy, so a
+// key in hand never changes under its holder. P-256 keys (rare in the network) keep their KeyObject.
+import { toBase58Btc } from '@atcute/multibase';
 import { isTransientResolutionFailure, type ResolvedDid } from '../identity/did-resolver.ts';
-import { LruCache } from '../identity/lru-cache.ts';
-import { KeyError, parseDidKey, verifyCommitSignature, type ParsedKey } from './signature.ts';
+import { DidSlots } from '../lib/did-slots.ts';
+import { KeyError, parseDidKey, verifyCommitSignature, type P256Key, type ParsedKey, type Secp256k1Key } from './signature.ts';
 import { ReasonError } from '../lib/reason-error.ts';
 
 export type VerifyOutcome = 'ok' | 'bad-signature' | 'key-invalid' | 'key-unavailable';
@@ -37,9 +41,39 @@ export interface SigningKeyCacheOptions {
   now?: () => number;
 }
 
+const UNCOMPRESSED_POINT_BYTES = 65;
+const K256_MULTICODEC = [0xe7, 0x01];
+
+/** A secp256k1 key rebuilt from its uncompressed point; the rarely read forms are derived on demand. */
+class K256KeyCopy implements Secp256k1Key {
+  readonly type = 'secp256k1';
+  readonly uncompressed: Uint8Array;
+
+  constructor(uncompressed: Uint8Array) {
+    this.uncompressed = uncompressed;
+  }
+
+  get publicKey(): Uint8Array {
+    const compressed = new Uint8Array(33);
+    compressed[0] = 0x02 | (this.uncompressed[64]! & 1);
+    compressed.set(this.uncompressed.subarray(1, 33), 1);
+    return compressed;
+  }
+
+  get didKey(): string {
+    return `did:key:z${toBase58Btc(Uint8Array.of(...K256_MULTICODEC, ...this.publicKey))}`;
+  }
+}
+
 export class SigningKeyCache {
   readonly #resolver: KeyResolver;
-  readonly #cache: LruCache<string, ParsedKey>;
+  readonly #slots: DidSlots;
+  /** slot -> uncompressed secp256k1 point, UNCOMPRESSED_POINT_BYTES each */
+  readonly #points: Uint8Array;
+  readonly #storedAt: Float64Array;
+  /** slot -> P-256 key, for the slots that hold one */
+  readonly #p256 = new Map<number, P256Key>();
+  readonly #ttlMs: number;
   readonly #inflight = new Map<string, Promise<ParsedKey>>();
   readonly #minRefreshIntervalMs: number;
   readonly #now: () => number;
@@ -48,17 +82,17 @@ export class SigningKeyCache {
     this.#resolver = resolver;
     this.#now = options.now ?? Date.now;
     this.#minRefreshIntervalMs = options.minRefreshIntervalMs ?? 30_000;
-    this.#cache = new LruCache({
-      maxEntries: options.maxEntries ?? 100_000,
-      ttlMs: options.ttlMs ?? 60 * 60_000,
-      now: this.#now,
-    });
+    this.#ttlMs = options.ttlMs ?? 60 * 60_000;
+    const maxEntries = options.maxEntries ?? 100_000;
+    this.#slots = new DidSlots(maxEntries);
+    this.#points = new Uint8Array(maxEntries * UNCOMPRESSED_POINT_BYTES);
+    this.#storedAt = new Float64Array(maxEntries);
   }
 
   /** The repo's signing key; rejects with a SigningKeyError. */
   get(did: string): Promise<ParsedKey> {
-    const cached = this.#cache.get(did);
-    if (cached !== undefined) return Promise.resolve(cached);
+    const slot = this.#liveSlot(did);
+    if (slot >= 0) return Promise.resolve(this.#keyIn(slot));
     const pending = this.#inflight.get(did);
     if (pending !== undefined) return pending;
     // an invalidate() during the load detaches it: its answer may predate the change, so it
@@ -67,7 +101,7 @@ export class SigningKeyCache {
       (key) => {
         if (this.#inflight.get(did) === promise) {
           this.#inflight.delete(did);
-          this.#cache.set(did, key);
+          this.#store(did, key);
         }
         return key;
       },
@@ -86,19 +120,20 @@ export class SigningKeyCache {
    * (no key yet, or a failure that deserves a refetch).
    */
   verifyCached(did: string, unsignedBytes: Uint8Array, sig: Uint8Array): 'ok' | 'bad-signature' | null {
-    const entry = this.#cache.entry(did);
-    if (entry === undefined) return null;
-    if (verifyCommitSignature(unsignedBytes, sig, entry.value)) return 'ok';
-    return this.#now() - entry.storedAt < this.#minRefreshIntervalMs ? 'bad-signature' : null;
+    const slot = this.#liveSlot(did);
+    if (slot < 0) return null;
+    if (verifyCommitSignature(unsignedBytes, sig, this.#keyIn(slot))) return 'ok';
+    return this.#now() - this.#storedAt[slot]! < this.#minRefreshIntervalMs ? 'bad-signature' : null;
   }
 
   /** Whether `get(did)` would answer from memory, without a request. */
   has(did: string): boolean {
-    return this.#cache.get(did) !== undefined || this.#inflight.has(did);
+    return this.#liveSlot(did) >= 0 || this.#inflight.has(did);
   }
 
   invalidate(did: string): void {
-    this.#cache.delete(did);
+    const slot = this.#slots.find(did);
+    if (slot >= 0) this.#forget(slot);
     this.#inflight.delete(did);
     this.#resolver.invalidate(did);
   }
@@ -112,8 +147,8 @@ export class SigningKeyCache {
     }
     if (verifyCommitSignature(unsignedBytes, sig, key)) return 'ok';
 
-    const storedAt = this.#cache.entry(did)?.storedAt;
-    if (storedAt !== undefined && this.#now() - storedAt < this.#minRefreshIntervalMs) return 'bad-signature';
+    const slot = this.#liveSlot(did);
+    if (slot >= 0 && this.#now() - this.#storedAt[slot]! < this.#minRefreshIntervalMs) return 'bad-signature';
     this.invalidate(did);
     let fresh: ParsedKey;
     try {
@@ -123,6 +158,39 @@ export class SigningKeyCache {
     }
     if (fresh.didKey === key.didKey) return 'bad-signature';
     return verifyCommitSignature(unsignedBytes, sig, fresh) ? 'ok' : 'bad-signature';
+  }
+
+  /** The slot of `did`'s key, or -1 when absent or older than the TTL (then dropped). */
+  #liveSlot(did: string): number {
+    const slot = this.#slots.find(did);
+    if (slot < 0) return -1;
+    if (this.#storedAt[slot]! + this.#ttlMs <= this.#now()) {
+      this.#forget(slot);
+      return -1;
+    }
+    return slot;
+  }
+
+  #keyIn(slot: number): ParsedKey {
+    const start = slot * UNCOMPRESSED_POINT_BYTES;
+    return this.#p256.get(slot) ?? new K256KeyCopy(this.#points.slice(start, start + UNCOMPRESSED_POINT_BYTES));
+  }
+
+  #store(did: string, key: ParsedKey): void {
+    let slot = this.#slots.find(did);
+    if (slot < 0) slot = this.#slots.add(did);
+    this.#storedAt[slot] = this.#now();
+    if (key.type === 'p256') {
+      this.#p256.set(slot, key);
+    } else {
+      this.#p256.delete(slot);
+      this.#points.set(key.uncompressed, slot * UNCOMPRESSED_POINT_BYTES);
+    }
+  }
+
+  #forget(slot: number): void {
+    this.#slots.remove(slot);
+    this.#p256.delete(slot);
   }
 
   async #load(did: string): Promise<ParsedKey> {

@@ -76,6 +76,55 @@ describe('SigningKeyCache.get', () => {
     expect(resolver.calls).toBe(3);
   });
 
+  test('a cached key is handed out whole: the same key, curve and forms as the one parsed', async () => {
+    for (const signer of [k256Signer(11), p256Signer()]) {
+      const cache = new SigningKeyCache(new TableResolver(signer.multikey));
+      const parsed = await cache.get(DID);
+      const cached = await cache.get(DID);
+      expect([cached.type, cached.didKey, [...cached.publicKey]]).toEqual([parsed.type, signer.didKey, [...parsed.publicKey]]);
+      expect(cache.verifyCached(DID, message, signed(signer))).toBe('ok');
+    }
+  });
+
+  test('a key in hand stays the same when its DID is refetched with another key', async () => {
+    const resolver = new TableResolver(k256Signer(11).multikey);
+    const cache = new SigningKeyCache(resolver);
+    await cache.get(DID);
+    const inHand = await cache.get(DID);
+    cache.invalidate(DID);
+    resolver.setKey(k256Signer(12).multikey);
+    expect((await cache.get(DID)).didKey).toBe(k256Signer(12).didKey);
+    expect(inHand.didKey).toBe(k256Signer(11).didKey);
+  });
+
+  test('a key older than the TTL is fetched again', async () => {
+    let now = 0;
+    const resolver = new TableResolver(k256Signer(11).multikey);
+    const cache = new SigningKeyCache(resolver, { ttlMs: 1000, now: () => now });
+    await cache.get(DID);
+    now = 999;
+    expect(cache.has(DID)).toBe(true);
+    now = 1000;
+    expect(cache.has(DID)).toBe(false);
+    expect(cache.verifyCached(DID, message, signed(k256Signer(11)))).toBeNull();
+    await cache.get(DID);
+    expect(resolver.calls).toBe(2);
+  });
+
+  test('bounded over many DIDs and both curves: each DID keeps its own key', async () => {
+    const signers = [k256Signer(11), k256Signer(12), p256Signer()];
+    // did:plc from the index's binary digits as b and c; every fifth a did:web
+    const dids = Array.from({ length: 200 }, (_, index) =>
+      index % 5 === 0 ? `did:web:host-${index}.example` : `did:plc:${index.toString(2).replaceAll('0', 'b').replaceAll('1', 'c').padStart(24, 'a')}`,
+    );
+    const signerOf = (did: string) => signers[dids.indexOf(did) % signers.length]!;
+    const cache = new SigningKeyCache({ resolve: (did) => Promise.resolve({ signingKey: signerOf(did).multikey }), invalidate: () => {} }, { maxEntries: 50 });
+    for (const did of [...dids, ...dids]) {
+      expect((await cache.get(did)).didKey).toBe(signerOf(did).didKey);
+      expect(cache.verifyCached(did, message, signed(signerOf(did)))).toBe('ok');
+    }
+  });
+
   test.each([
     ['no signing key', null, 'no-signing-key'],
     ['an unusable key', 'zNotAKey', 'bad-key'],
