@@ -1,19 +1,21 @@
 // commit-reader: the CAR slice of one decoded #commit frame in, the signed commit and its records out.
 //
-// Owns the reading of a commit's blocks. Promises: pure and synchronous; the CAR is indexed once
-// (block bytes stay zero-copy views into the frame) and only the commit block and the blocks that
-// the ops' CIDs name are decoded; every block it decodes is checked against its CID (SHA-256) unless
-// `verifyBlockHashes: false`; `unsignedBytes` is the exact message the repo's signing key signed
-// (the commit re-encoded as DAG-CBOR without `sig`). It does not walk or verify the MST: an op's CID
-// is trusted as the relay sent it, the record bytes are checked against that CID. Malformed input
-// throws a CommitReadError whose `reason` is one of a small fixed set. Frames with `tooBig` set may
-// lack record blocks: the caller handles them before calling this.
-import { BytesWrapper, CidLinkWrapper, decode, encode } from '@atcute/cbor';
-import { fromUint8Array, type CarEntry } from '@atcute/car';
-import { fromString } from '@atcute/cid';
+// Owns the reading of a commit's blocks. Promises: pure and synchronous; the CAR is indexed once by
+// offsets (car-index.ts: nothing is decoded or copied for the blocks nobody looks up) and only the
+// commit block and the blocks that the ops' CIDs name are decoded; every block it decodes is checked
+// against its CID (SHA-256) unless `verifyBlockHashes: false`; `unsignedBytes` is the exact message
+// the repo's signing key signed (the commit as DAG-CBOR without `sig`: cut out of the block's own
+// bytes, see unsigned-commit.ts, or re-encoded when that cannot be vouched for). It does not walk or
+// verify the MST: an op's CID is trusted as the relay sent it, the record bytes are checked against
+// that CID. Malformed input throws a CommitReadError whose `reason` is one of a small fixed set.
+// Frames with `tooBig` set may lack record blocks: the caller handles them before calling this.
+import { BytesWrapper, CidLinkWrapper, encode } from '@atcute/cbor';
 
+import { CarIndex, CarIndexError, CID_LENGTH } from './car-index.ts';
+import { decode } from './dag-cbor-decode.ts';
 import type { CommitFrame } from './frame-decoder.ts';
 import { sha256Equals } from './sha256.ts';
+import { cutUnsignedCommit } from './unsigned-commit.ts';
 import { ReasonError } from '../lib/reason-error.ts';
 
 export type CommitReadErrorReason =
@@ -59,75 +61,65 @@ type CborMap = Record<string, unknown>;
 const isMap = (value: unknown): value is CborMap =>
   typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
 
-// The index is keyed by 32 bits of each block's digest: base32-encoding every block's CID to match
-// the frame's CID strings cost about 0.5 µs per block, while the few CIDs looked up (the commit and
-// the ops) are decoded from their strings instead (0.3 µs each). Entries are the CAR reader's own:
-// bytes and digest are views into the frame, nothing is copied. Distinct CIDs sharing a key (only
-// a crafted CAR does that) go to a side list that is scanned, so a lookup stays exact.
-class BlockIndex {
-  readonly #byKey = new Map<number, CarEntry>();
-  readonly #collisions: CarEntry[] = [];
-
-  add(entry: CarEntry): void {
-    const key = keyOf(entry.cid.bytes);
-    const existing = this.#byKey.get(key);
-    if (existing === undefined) this.#byKey.set(key, entry);
-    else if (!sameBytes(existing.cid.bytes, entry.cid.bytes)) this.#collisions.push(entry);
+const indexCar = (car: Uint8Array): CarIndex => {
+  try {
+    return new CarIndex(car);
+  } catch (err) {
+    if (!(err instanceof CarIndexError)) throw err;
+    throw new CommitReadError('bad-car', 'unreadable CAR slice', { cause: err });
   }
+};
 
-  get(cid: Uint8Array): CarEntry | undefined {
-    const entry = this.#byKey.get(keyOf(cid));
-    if (entry !== undefined && sameBytes(entry.cid.bytes, cid)) return entry;
-    for (const other of this.#collisions) if (sameBytes(other.cid.bytes, cid)) return other;
-    return undefined;
+// base32 (RFC 4648, lowercase, unpadded) character -> 5 bits, 0xff for anything else
+const BASE32_VALUES = (() => {
+  const values = new Uint8Array(128).fill(0xff);
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  for (let i = 0; i < alphabet.length; i++) values[alphabet.charCodeAt(i)] = i;
+  return values;
+})();
+// a CIDv1 string: 'b' then 36 bytes in base32
+const CID_STRING_LENGTH = 59;
+// the CID being looked up; only read by the lookup that filled it
+const scratchCid = new Uint8Array(CID_LENGTH);
+
+/** Fills scratchCid with the bytes of a CID string; false when it is not one. */
+const cidBytesInto = (cid: string): boolean => {
+  if (cid.length !== CID_STRING_LENGTH || cid.charCodeAt(0) !== 0x62) return false;
+  let buffer = 0;
+  let bits = 0;
+  let written = 0;
+  for (let i = 1; i < CID_STRING_LENGTH; i++) {
+    const code = cid.charCodeAt(i);
+    const value = code < 128 ? BASE32_VALUES[code]! : 0xff;
+    if (value === 0xff) return false;
+    buffer = ((buffer << 5) | value) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      scratchCid[written++] = (buffer >> bits) & 0xff;
+    }
   }
-}
-
-// CID bytes: version, codec, hash code, digest length, then the 32-byte digest
-const keyOf = (cid: Uint8Array): number => ((cid[4]! << 24) | (cid[5]! << 16) | (cid[6]! << 8) | cid[7]!) >>> 0;
-
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 };
 
-const indexCar = (car: Uint8Array): BlockIndex => {
-  const index = new BlockIndex();
-  try {
-    for (const entry of fromUint8Array(car)) index.add(entry);
-  } catch (err) {
-    throw new CommitReadError('bad-car', 'unreadable CAR slice', { cause: err });
-  }
-  return index;
-};
+/** The block number of the block named by a CID string, or -1. */
+const lookup = (index: CarIndex, cid: string): number => (cidBytesInto(cid) ? index.find(scratchCid) : -1);
 
-const lookup = (index: BlockIndex, cid: string): CarEntry | undefined => {
-  let bytes: Uint8Array;
-  try {
-    bytes = fromString(cid).bytes;
-  } catch {
-    return undefined; // not a CID: no block can match it
-  }
-  return index.get(bytes);
-};
-
-const checkHash = (cid: string, entry: CarEntry): void => {
-  if (!sha256Equals(entry.bytes, entry.cid.digest.contents)) {
+const checkHash = (cid: string, index: CarIndex, block: number, bytes: Uint8Array): void => {
+  if (!sha256Equals(bytes, index.car, index.digestOffsetOf(block))) {
     throw new CommitReadError('block-hash-mismatch', `block ${cid} does not hash to its CID`);
   }
 };
 
-const readSignedCommit = (frame: CommitInput, entry: CarEntry): SignedCommit => {
+const readSignedCommit = (frame: CommitInput, bytes: Uint8Array): SignedCommit => {
   let value: unknown;
   try {
-    value = decode(entry.bytes);
+    value = decode(bytes);
   } catch (err) {
     throw new CommitReadError('bad-commit', 'commit block is not DAG-CBOR', { cause: err });
   }
   if (!isMap(value)) throw new CommitReadError('bad-commit', 'commit block is not a map');
-  const { sig, ...unsigned } = value;
-  const { did, version, data, rev, prev } = unsigned;
+  const { did, version, data, rev, prev, sig } = value;
   if (typeof did !== 'string') throw new CommitReadError('bad-commit', 'commit did is not a string');
   if (did !== frame.repo) {
     throw new CommitReadError('commit-did-mismatch', 'commit did differs from the frame repo');
@@ -139,12 +131,7 @@ const readSignedCommit = (frame: CommitInput, entry: CarEntry): SignedCommit => 
     throw new CommitReadError('bad-commit', 'commit prev is neither a cid-link nor null');
   }
   if (!(sig instanceof BytesWrapper)) throw new CommitReadError('bad-commit', 'commit sig is not bytes');
-  let unsignedBytes: Uint8Array;
-  try {
-    unsignedBytes = encode(unsigned);
-  } catch (err) {
-    throw new CommitReadError('bad-commit', 'commit cannot be re-encoded', { cause: err });
-  }
+  const unsignedBytes = cutUnsignedCommit(bytes) ?? reencodeUnsigned(value);
   return {
     did,
     version,
@@ -156,17 +143,27 @@ const readSignedCommit = (frame: CommitInput, entry: CarEntry): SignedCommit => 
   };
 };
 
+const reencodeUnsigned = (commit: CborMap): Uint8Array => {
+  const { sig: _sig, ...unsigned } = commit;
+  try {
+    return encode(unsigned);
+  } catch (err) {
+    throw new CommitReadError('bad-commit', 'commit cannot be re-encoded', { cause: err });
+  }
+};
+
 /** Reads the commit block and the op records out of a commit frame's CAR slice. */
 export const readCommit = (frame: CommitInput, options: ReadCommitOptions = {}): ReadCommitResult => {
   const verifyHashes = options.verifyBlockHashes ?? true;
   const blocks = indexCar(frame.blocks);
 
-  const commitEntry = lookup(blocks, frame.commit);
-  if (commitEntry === undefined) {
+  const commitBlock = lookup(blocks, frame.commit);
+  if (commitBlock === -1) {
     throw new CommitReadError('missing-commit-block', `commit block ${frame.commit} not in CAR`);
   }
-  if (verifyHashes) checkHash(frame.commit, commitEntry);
-  const commit = readSignedCommit(frame, commitEntry);
+  const commitBytes = blocks.bytesOf(commitBlock);
+  if (verifyHashes) checkHash(frame.commit, blocks, commitBlock, commitBytes);
+  const commit = readSignedCommit(frame, commitBytes);
   return { commit, records: readOpRecords(frame, blocks, verifyHashes) };
 };
 
@@ -177,19 +174,20 @@ export const readCommit = (frame: CommitInput, options: ReadCommitOptions = {}):
 export const readRecords = (frame: CommitInput, options: ReadCommitOptions = {}): Map<string, unknown> =>
   readOpRecords(frame, indexCar(frame.blocks), options.verifyBlockHashes ?? true);
 
-const readOpRecords = (frame: CommitInput, blocks: BlockIndex, verifyHashes: boolean): Map<string, unknown> => {
+const readOpRecords = (frame: CommitInput, blocks: CarIndex, verifyHashes: boolean): Map<string, unknown> => {
   const records = new Map<string, unknown>();
   for (const op of frame.ops) {
     const cid = op.cid;
     if (cid === null || records.has(cid)) continue;
-    const entry = lookup(blocks, cid);
-    if (entry === undefined) {
+    const block = lookup(blocks, cid);
+    if (block === -1) {
       throw new CommitReadError('missing-record-block', `record block ${cid} not in CAR`);
     }
-    if (verifyHashes) checkHash(cid, entry);
+    const bytes = blocks.bytesOf(block);
+    if (verifyHashes) checkHash(cid, blocks, block, bytes);
     let record: unknown;
     try {
-      record = decode(entry.bytes);
+      record = decode(bytes);
     } catch (err) {
       throw new CommitReadError('bad-record', `record block ${cid} is not DAG-CBOR`, { cause: err });
     }

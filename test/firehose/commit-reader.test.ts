@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'bun:test';
-import { encode, toBytes, toCidLink } from '@atcute/cbor';
+import { fromUint8Array } from '@atcute/car';
+import { decode, encode, toBytes, toCidLink } from '@atcute/cbor';
+import { toString as cidToString } from '@atcute/cid';
 
 import { CommitReadError, readCommit, readRecords, type CommitReadErrorReason } from '../../src/firehose/commit-reader.ts';
 import { decodeFrame, type CommitFrame } from '../../src/firehose/frame-decoder.ts';
@@ -17,6 +19,7 @@ import {
   type Block,
   type CommitInputOptions,
 } from './fixtures.ts';
+import { simulatorFrames } from './sim-frames.ts';
 
 const commitFrame = (options: CommitInputOptions = {}): CommitFrame => {
   const frame = decodeFrame(buildCommit(options).frame);
@@ -136,6 +139,30 @@ describe('readCommit: malformed input', () => {
       },
       'bad-record',
     ],
+    [
+      'an op CID string that is not a CID',
+      () => {
+        const f = commitFrame();
+        return { ...f, ops: [{ ...f.ops[0]!, cid: 'not-a-cid' }] };
+      },
+      'missing-record-block',
+    ],
+    [
+      'an op CID string with a character outside base32',
+      () => {
+        const f = commitFrame();
+        return { ...f, ops: [{ ...f.ops[0]!, cid: `${f.ops[0]!.cid!.slice(0, 30)}1${f.ops[0]!.cid!.slice(31)}` }] };
+      },
+      'missing-record-block',
+    ],
+    [
+      'a commit CID string of the wrong length',
+      () => {
+        const f = commitFrame();
+        return { ...f, commit: `${f.commit}a` };
+      },
+      'missing-commit-block',
+    ],
     ['commit did differs from the repo', () => commitFrame({ editUnsigned: (c) => void (c.did = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa') }), 'commit-did-mismatch'],
     ['commit rev differs from the frame', () => commitFrame({ editUnsigned: (c) => void (c.rev = '3kdgkpd4rv22d') }), 'bad-commit'],
     ['commit version 2', () => commitFrame({ editUnsigned: (c) => void (c.version = 2) }), 'bad-commit'],
@@ -207,5 +234,22 @@ describe('readCommit: malformed input', () => {
       blocks: writeCar([commitBlock.cid], [commitBlock, b.mstBlock, ...b.recordBlocks]),
     });
     expect(verifyCommitSignature(commit.unsignedBytes, commit.sig, parseDidKey(k256Signer().didKey))).toBe(false);
+  });
+});
+
+describe('readCommit over simulator commits: what @atcute/car and @atcute/cbor read', () => {
+  const frames = simulatorFrames({ seed: 'commit-reader', accounts: 100, commits: 400 }).map((bytes) => decodeFrame(bytes) as CommitFrame);
+
+  test('the same records by CID, and the commit re-encoded without sig as the signed bytes', () => {
+    for (const frame of frames) {
+      const blocks = new Map([...fromUint8Array(frame.blocks)].map((entry) => [cidToString(entry.cid), entry.bytes]));
+      const { commit, records } = readCommit(frame);
+      const { sig: _sig, ...unsigned } = decode(blocks.get(frame.commit)!) as Record<string, unknown>;
+      expect(commit.unsignedBytes).toEqual(encode(unsigned));
+      for (const op of frame.ops) {
+        if (op.cid !== null) expect(records.get(op.cid)).toStrictEqual(decode(blocks.get(op.cid)!));
+      }
+      expect(readRecords(frame)).toStrictEqual(records);
+    }
   });
 });
