@@ -1,14 +1,19 @@
 // micro-decode: per-operation cost of the firehose decode and verify layer.
 // Run: bun bench/micro-decode.ts   (single thread; numbers are per call on this machine)
+// The first part times one hand-made commit per call; the second runs 20,000 simulator commits (the
+// realistic mix, real MST nodes in each CAR) through each stage and reports µs per commit.
 import { createHash } from 'node:crypto';
 import { encode, toBytes, toCidLink } from '@atcute/cbor';
 import { verifySig, parseDidKey as atcuteParseDidKey } from '@atcute/crypto';
 
-import { readCommit } from '../src/firehose/commit-reader.ts';
+import { readCommit, readRecords } from '../src/firehose/commit-reader.ts';
 import { decodeFrame, type CommitFrame } from '../src/firehose/frame-decoder.ts';
 import { sha256 } from '../src/firehose/sha256.ts';
 import { parseDidKey, verifyCommitSignature } from '../src/firehose/signature.ts';
+import { cutUnsignedCommit } from '../src/firehose/unsigned-commit.ts';
+import { parseRecord } from '../src/pipeline/collections.ts';
 import { blockOf, buildCommit, k256Signer, p256Signer, post } from '../test/firehose/fixtures.ts';
+import { simulatorFrames } from '../test/firehose/sim-frames.ts';
 
 const results: { name: string; ns: number }[] = [];
 
@@ -65,7 +70,8 @@ bench('decodeFrame (#commit, 1 op)', () => decodeFrame(built.frame));
 bench('readCommit (hash checks on)', () => readCommit(frame));
 bench('readCommit (hash checks off)', () => readCommit(frame, { verifyBlockHashes: false }));
 bench('decodeFrame + readCommit', () => readCommit(decodeFrame(built.frame) as CommitFrame));
-bench('  of which: re-encode unsigned commit', () => encode(unsignedObject));
+bench('  re-encode unsigned commit', () => encode(unsignedObject));
+bench('  cut unsigned commit out of the block (used)', () => cutUnsignedCommit(built.commitBlock.bytes));
 bench('sha256 300 B, Bun.SHA256.hash (used)', () => sha256(block300), 200_000);
 bench('sha256 300 B, node:crypto createHash', () => createHash('sha256').update(block300).digest(), 200_000);
 await benchAsync('sha256 300 B, crypto.subtle.digest', () => crypto.subtle.digest('SHA-256', block300), 20_000);
@@ -86,6 +92,42 @@ bench(
   },
   5_000,
 );
+
+// the simulator's mix: each stage over every commit, best of 5 passes, µs per commit
+const simFrames = simulatorFrames({ commits: 20_000 });
+const simDecoded = simFrames.map((bytes) => decodeFrame(bytes) as CommitFrame);
+const simRecords = simDecoded.map((f) => readCommit(f).records);
+const perCommit = (name: string, pass: () => void): void => {
+  pass();
+  let best = Infinity;
+  for (let round = 0; round < 5; round++) {
+    const start = performance.now();
+    pass();
+    best = Math.min(best, ((performance.now() - start) * 1e6) / simFrames.length);
+  }
+  results.push({ name: `sim: ${name}`, ns: best });
+};
+perCommit('decodeFrame', () => {
+  for (const bytes of simFrames) decodeFrame(bytes);
+});
+perCommit('readCommit', () => {
+  for (const f of simDecoded) readCommit(f);
+});
+perCommit('readRecords (no verification)', () => {
+  for (const f of simDecoded) readRecords(f);
+});
+perCommit('parseRecord (every op)', () => {
+  for (let i = 0; i < simDecoded.length; i++) {
+    for (const op of simDecoded[i]!.ops) if (op.cid !== null) parseRecord(op.collection, op.rkey, simRecords[i]!.get(op.cid));
+  }
+});
+perCommit('decodeFrame + readCommit + parseRecord', () => {
+  for (const bytes of simFrames) {
+    const f = decodeFrame(bytes) as CommitFrame;
+    const { records } = readCommit(f);
+    for (const op of f.ops) if (op.cid !== null) parseRecord(op.collection, op.rkey, records.get(op.cid));
+  }
+});
 
 const width = Math.max(...results.map((r) => r.name.length));
 console.log(`frame ${built.frame.length} B, CAR ${frame.blocks.length} B, ${1 + 1 + mst.length + 1} blocks\n`);
