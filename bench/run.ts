@@ -8,7 +8,9 @@
  * process). The clock runs from the ingester's start until the stored cursor reaches the
  * simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
  * for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
- * time minus the time the simulator released the event (its pace is known). Prints a table;
+ * time minus the time the simulator released the event (its pace is known); `healthP99Ms` and
+ * `healthMaxMs` are how long the ingester's `/health` (answered from memory) took, asked every 200 ms
+ * during the run: how long the thread keeps others waiting. Prints a table;
  * `--json` writes the same figures; `--profile DIR` writes the ingester's main-thread CPU profile.
  */
 import { parseArgs } from 'node:util';
@@ -146,6 +148,19 @@ async function run(name: string, scenario: Scenario) {
     await ingester.exited;
   });
   const ingesterUrl = followLog(ingester.stderr);
+  // how long the ingester's HTTP server takes to answer /health (from memory) while it ingests:
+  // the time an operator's dashboard or a client waits whenever the thread is busy
+  const healthMs: number[] = [];
+  let ingesting = true;
+  const healthSampler = (async () => {
+    const url = `${await ingesterUrl}/health`;
+    while (ingesting) {
+      const sent = performance.now();
+      const answered = await fetch(url).then((response) => response.ok, () => false);
+      if (answered) healthMs.push(performance.now() - sent);
+      await Bun.sleep(200);
+    }
+  })();
 
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   cleanups.push(() => sql.end({ timeout: 5 }));
@@ -174,6 +189,8 @@ async function run(name: string, scenario: Scenario) {
   }
   const seconds = (performance.now() - started) / 1000;
   const cpuEnd = await cpuNow();
+  ingesting = false;
+  await healthSampler;
   const peakRssMb = await peakRss(ingester.pid);
 
   const [size] = await sql<{ bytes: number; commits: number }[]>`
@@ -192,6 +209,8 @@ async function run(name: string, scenario: Scenario) {
     opsPerSec: Math.round(sim.ops / seconds),
     lagP50Ms: scenario.rate ? Math.round(percentile(lags, 0.5)) : null,
     lagP99Ms: scenario.rate ? Math.round(percentile(lags, 0.99)) : null,
+    healthP99Ms: round(percentile(healthMs, 0.99), 1),
+    healthMaxMs: round(Math.max(0, ...healthMs), 1),
     cpuCoresIngester: round((cpuEnd.ingester - cpuStart.ingester) / seconds, 2),
     cpuCoresPostgres: round((cpuEnd.postgres - cpuStart.postgres) / seconds, 2),
     cpuCoresSimulator: round((cpuEnd.simulator - cpuStart.simulator) / seconds, 2),

@@ -31,7 +31,7 @@ test('bun run bench completes a small flood and writes every figure', async () =
 
   const result = (await Bun.file(json).json()) as Record<string, unknown>;
   for (const field of [
-    'scenario', 'commits', 'ops', 'seconds', 'commitsPerSec', 'opsPerSec', 'lagP50Ms', 'lagP99Ms', 'cpuCoresIngester',
+    'scenario', 'commits', 'ops', 'seconds', 'commitsPerSec', 'opsPerSec', 'lagP50Ms', 'lagP99Ms', 'healthP99Ms', 'cpuCoresIngester',
     'cpuCoresPostgres', 'cpuCoresSimulator', 'peakRssMb', 'dbBytesPerCommit', 'dropped', 'rejected', 'verify', 'poolSize', 'machine',
   ]) {
     expect(result).toHaveProperty(field);
