@@ -12,7 +12,7 @@
 // key in hand never changes under its holder. P-256 keys (rare in the network) keep their KeyObject.
 import { toBase58Btc } from '@atcute/multibase';
 import { isTransientResolutionFailure, type ResolvedDid } from '../identity/did-resolver.ts';
-import { DidSlots } from '../lib/did-slots.ts';
+import { DidSlots, withLength } from '../lib/did-slots.ts';
 import { KeyError, parseDidKey, verifyCommitSignature, type P256Key, type ParsedKey, type Secp256k1Key } from './signature.ts';
 import { ReasonError } from '../lib/reason-error.ts';
 
@@ -69,8 +69,8 @@ export class SigningKeyCache {
   readonly #resolver: KeyResolver;
   readonly #slots: DidSlots;
   /** slot -> uncompressed secp256k1 point, UNCOMPRESSED_POINT_BYTES each */
-  readonly #points: Uint8Array;
-  readonly #storedAt: Float64Array;
+  #points: Uint8Array;
+  #storedAt: Float64Array;
   /** slot -> P-256 key, for the slots that hold one */
   readonly #p256 = new Map<number, P256Key>();
   readonly #ttlMs: number;
@@ -83,10 +83,9 @@ export class SigningKeyCache {
     this.#now = options.now ?? Date.now;
     this.#minRefreshIntervalMs = options.minRefreshIntervalMs ?? 30_000;
     this.#ttlMs = options.ttlMs ?? 60 * 60_000;
-    const maxEntries = options.maxEntries ?? 100_000;
-    this.#slots = new DidSlots(maxEntries);
-    this.#points = new Uint8Array(maxEntries * UNCOMPRESSED_POINT_BYTES);
-    this.#storedAt = new Float64Array(maxEntries);
+    this.#slots = new DidSlots(options.maxEntries ?? 100_000);
+    this.#points = new Uint8Array(this.#slots.allocated * UNCOMPRESSED_POINT_BYTES);
+    this.#storedAt = new Float64Array(this.#slots.allocated);
   }
 
   /** The repo's signing key; rejects with a SigningKeyError. */
@@ -178,7 +177,13 @@ export class SigningKeyCache {
 
   #store(did: string, key: ParsedKey): void {
     let slot = this.#slots.find(did);
-    if (slot < 0) slot = this.#slots.add(did);
+    if (slot < 0) {
+      slot = this.#slots.add(did);
+      if (this.#slots.allocated > this.#storedAt.length) {
+        this.#points = withLength(this.#points, this.#slots.allocated * UNCOMPRESSED_POINT_BYTES);
+        this.#storedAt = withLength(this.#storedAt, this.#slots.allocated);
+      }
+    }
     this.#storedAt[slot] = this.#now();
     if (key.type === 'p256') {
       this.#p256.set(slot, key);

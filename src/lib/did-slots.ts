@@ -9,7 +9,10 @@
  * more than `capacity` DIDs; `find` and `add` are O(1); when full, `add` evicts with CLOCK (second
  * chance): a DID found since the hand last passed it is spared once, so what is in use stays and
  * what was seen once goes first. A slot's number is stable until the DID is removed or evicted;
- * `add` hands out a slot whose previous contents the owner must overwrite.
+ * `add` hands out a slot whose previous contents the owner must overwrite. The arrays grow with use
+ * (doubling, up to `capacity`), and so must the owner's: every slot is below `allocated`. Memory
+ * reserved ahead of use would still count for the garbage collector, whose next full collection
+ * waits until the heap has grown by a multiple of what it holds.
  */
 const PLC_PREFIX = 'did:plc:';
 const PLC_LENGTH = 32;
@@ -18,6 +21,7 @@ const CHARS_PER_WORD = 6;
 const FREE = 0;
 const PLC = 1;
 const OTHER = 2;
+const FIRST_ALLOCATION = 1024;
 
 /** base32 (RFC 4648 lower case, as did:plc uses) character code -> 0..31, or -1. */
 const BASE32_VALUE = new Int8Array(128).fill(-1);
@@ -25,15 +29,16 @@ for (const [index, char] of [...'abcdefghijklmnopqrstuvwxyz234567'].entries()) B
 
 export class DidSlots {
   readonly capacity: number;
-  readonly #words: Int32Array;
-  readonly #kind: Uint8Array;
-  readonly #referenced: Uint8Array;
-  readonly #buckets: Int32Array;
-  readonly #next: Int32Array;
-  readonly #bucketMask: number;
+  #allocated: number;
+  #words: Int32Array;
+  #kind: Uint8Array;
+  #referenced: Uint8Array;
+  #buckets: Int32Array;
+  #next: Int32Array;
+  #bucketMask: number;
   readonly #others = new Map<string, number>();
   readonly #otherOfSlot = new Map<number, string>();
-  readonly #freed: Int32Array;
+  #freed: Int32Array;
   #freedCount = 0;
   #neverUsed = 0;
   #hand = 0;
@@ -47,19 +52,24 @@ export class DidSlots {
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('capacity must be a positive integer');
     this.capacity = capacity;
-    this.#words = new Int32Array(capacity * WORDS);
-    this.#kind = new Uint8Array(capacity);
-    this.#referenced = new Uint8Array(capacity);
-    this.#next = new Int32Array(capacity);
-    this.#freed = new Int32Array(capacity);
-    let buckets = 1;
-    while (buckets < capacity) buckets *= 2;
-    this.#buckets = new Int32Array(buckets).fill(-1);
-    this.#bucketMask = buckets - 1;
+    this.#allocated = Math.min(capacity, FIRST_ALLOCATION);
+    this.#words = new Int32Array(this.#allocated * WORDS);
+    this.#kind = new Uint8Array(this.#allocated);
+    this.#referenced = new Uint8Array(this.#allocated);
+    this.#next = new Int32Array(this.#allocated);
+    this.#freed = new Int32Array(this.#allocated);
+    this.#buckets = new Int32Array(0);
+    this.#bucketMask = 0;
+    this.#rehash();
   }
 
   get size(): number {
     return this.#size;
+  }
+
+  /** How many slots the arrays hold now: every slot handed out is below it. */
+  get allocated(): number {
+    return this.#allocated;
   }
 
   /** The DID's slot (marked in use, for CLOCK), or -1. */
@@ -101,7 +111,10 @@ export class DidSlots {
 
   #takeSlot(): number {
     if (this.#freedCount > 0) return this.#freed[--this.#freedCount]!;
-    if (this.#neverUsed < this.capacity) return this.#neverUsed++;
+    if (this.#neverUsed < this.capacity) {
+      if (this.#neverUsed === this.#allocated) this.#grow();
+      return this.#neverUsed++;
+    }
     for (;;) {
       const slot = this.#hand;
       this.#hand = slot + 1 === this.capacity ? 0 : slot + 1;
@@ -114,13 +127,43 @@ export class DidSlots {
     }
   }
 
+  #grow(): void {
+    const allocated = Math.min(this.capacity, this.#allocated * 2);
+    this.#words = withLength(this.#words, allocated * WORDS);
+    this.#kind = withLength(this.#kind, allocated);
+    this.#referenced = withLength(this.#referenced, allocated);
+    this.#next = withLength(this.#next, allocated);
+    this.#freed = withLength(this.#freed, allocated);
+    this.#allocated = allocated;
+    this.#rehash();
+  }
+
+  /** Buckets for `allocated` slots (a power of two at least as many), every did:plc in its chain. */
+  #rehash(): void {
+    let buckets = 1;
+    while (buckets < this.#allocated) buckets *= 2;
+    this.#buckets = new Int32Array(buckets).fill(-1);
+    this.#bucketMask = buckets - 1;
+    for (let slot = 0; slot < this.#neverUsed; slot++) {
+      if (this.#kind[slot] !== PLC) continue;
+      this.#load(slot);
+      const bucket = this.#bucket();
+      this.#next[slot] = this.#buckets[bucket]!;
+      this.#buckets[bucket] = slot;
+    }
+  }
+
+  #load(slot: number): void {
+    const at = slot * WORDS;
+    this.#w0 = this.#words[at]!;
+    this.#w1 = this.#words[at + 1]!;
+    this.#w2 = this.#words[at + 2]!;
+    this.#w3 = this.#words[at + 3]!;
+  }
+
   #unlink(slot: number): void {
     if (this.#kind[slot] === PLC) {
-      const at = slot * WORDS;
-      this.#w0 = this.#words[at]!;
-      this.#w1 = this.#words[at + 1]!;
-      this.#w2 = this.#words[at + 2]!;
-      this.#w3 = this.#words[at + 3]!;
+      this.#load(slot);
       const bucket = this.#bucket();
       let current = this.#buckets[bucket]!;
       if (current === slot) {
@@ -173,4 +216,11 @@ export class DidSlots {
     }
     return true;
   }
+}
+
+/** `array`'s elements in a longer array of the same kind. */
+export function withLength<T extends Uint8Array | Uint16Array | Int32Array | Float64Array>(array: T, length: number): T {
+  const longer = new (array.constructor as new (length: number) => T)(length);
+  longer.set(array);
+  return longer;
 }

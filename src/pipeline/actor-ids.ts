@@ -11,7 +11,7 @@
  */
 import type { TransactionSql } from '../db/database.ts';
 import { textArray } from '../db/pg-array.ts';
-import { DidSlots } from '../lib/did-slots.ts';
+import { DidSlots, withLength } from '../lib/did-slots.ts';
 
 export interface ResolvedActors {
   readonly ids: ReadonlyMap<string, number>;
@@ -23,11 +23,11 @@ export interface ResolvedActors {
 
 export class ActorIds {
   readonly #slots: DidSlots;
-  readonly #idOfSlot: Int32Array;
+  #idOfSlot: Int32Array;
 
   constructor(capacity = 200_000) {
     this.#slots = new DidSlots(capacity);
-    this.#idOfSlot = new Int32Array(capacity);
+    this.#idOfSlot = new Int32Array(this.#slots.allocated);
   }
 
   async resolve(sql: TransactionSql, dids: Iterable<string>): Promise<ResolvedActors> {
@@ -72,7 +72,10 @@ export class ActorIds {
   remember(entries: ReadonlyArray<readonly [string, number]>): void {
     for (const [did, id] of entries) {
       let slot = this.#slots.find(did);
-      if (slot < 0) slot = this.#slots.add(did);
+      if (slot < 0) {
+        slot = this.#slots.add(did);
+        if (this.#slots.allocated > this.#idOfSlot.length) this.#idOfSlot = withLength(this.#idOfSlot, this.#slots.allocated);
+      }
       this.#idOfSlot[slot] = id;
     }
   }

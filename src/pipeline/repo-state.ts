@@ -9,7 +9,7 @@
  * strings' order, so nothing per repo is a string or an object. A revision of any other shape
  * (the frame decoder rejects them) is compared as a string and then forgotten, never stored.
  */
-import { DidSlots } from '../lib/did-slots.ts';
+import { DidSlots, withLength } from '../lib/did-slots.ts';
 
 const SORTABLE_BASE32 = '234567abcdefghijklmnopqrstuvwxyz';
 const TID_LENGTH = 13;
@@ -30,10 +30,10 @@ export interface RepoStateOptions {
 
 export class RepoStateTable {
   readonly #slots: DidSlots;
-  readonly #revHigh: Uint16Array;
-  readonly #revLow: Float64Array;
+  #revHigh: Uint16Array;
+  #revLow: Float64Array;
   /** ms; NaN = never asked */
-  readonly #prefetchedAt: Float64Array;
+  #prefetchedAt: Float64Array;
   readonly #prefetchTtlMs: number;
   readonly #now: () => number;
   // the last revision parsed by #parseRev
@@ -42,9 +42,9 @@ export class RepoStateTable {
 
   constructor(options: RepoStateOptions) {
     this.#slots = new DidSlots(options.capacity);
-    this.#revHigh = new Uint16Array(options.capacity);
-    this.#revLow = new Float64Array(options.capacity);
-    this.#prefetchedAt = new Float64Array(options.capacity);
+    this.#revHigh = new Uint16Array(this.#slots.allocated);
+    this.#revLow = new Float64Array(this.#slots.allocated);
+    this.#prefetchedAt = new Float64Array(this.#slots.allocated);
     this.#prefetchTtlMs = options.prefetchTtlMs;
     this.#now = options.now ?? Date.now;
   }
@@ -88,6 +88,11 @@ export class RepoStateTable {
     let slot = this.#slots.find(did);
     if (slot < 0) {
       slot = this.#slots.add(did);
+      if (this.#slots.allocated > this.#revHigh.length) {
+        this.#revHigh = withLength(this.#revHigh, this.#slots.allocated);
+        this.#revLow = withLength(this.#revLow, this.#slots.allocated);
+        this.#prefetchedAt = withLength(this.#prefetchedAt, this.#slots.allocated);
+      }
       this.#revHigh[slot] = NO_REV;
       this.#prefetchedAt[slot] = NaN;
     }

@@ -114,11 +114,12 @@ describe('SigningKeyCache.get', () => {
   test('bounded over many DIDs and both curves: each DID keeps its own key', async () => {
     const signers = [k256Signer(11), k256Signer(12), p256Signer()];
     // did:plc from the index's binary digits as b and c; every fifth a did:web
-    const dids = Array.from({ length: 200 }, (_, index) =>
+    const dids = Array.from({ length: 1_100 }, (_, index) =>
       index % 5 === 0 ? `did:web:host-${index}.example` : `did:plc:${index.toString(2).replaceAll('0', 'b').replaceAll('1', 'c').padStart(24, 'a')}`,
     );
-    const signerOf = (did: string) => signers[dids.indexOf(did) % signers.length]!;
-    const cache = new SigningKeyCache({ resolve: (did) => Promise.resolve({ signingKey: signerOf(did).multikey }), invalidate: () => {} }, { maxEntries: 50 });
+    const indexOf = new Map(dids.map((did, index) => [did, index]));
+    const signerOf = (did: string) => signers[indexOf.get(did)! % signers.length]!;
+    const cache = new SigningKeyCache({ resolve: (did) => Promise.resolve({ signingKey: signerOf(did).multikey }), invalidate: () => {} }, { maxEntries: 1_050 });
     for (const did of [...dids, ...dids]) {
       expect((await cache.get(did)).didKey).toBe(signerOf(did).didKey);
       expect(cache.verifyCached(did, message, signed(signerOf(did)))).toBe('ok');

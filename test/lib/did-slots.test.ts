@@ -68,15 +68,15 @@ test('when full, CLOCK evicts a DID not found since the hand last passed it', ()
   expect([a, c, d].map((did) => slots.find(did) >= 0)).toEqual([true, true, true]);
 });
 
-test('against a model: never over capacity, every DID it still has keeps its own slot', () => {
+test('against a model, growing and then evicting: never over capacity, every DID it still has keeps its own slot', () => {
   const next = random(7);
-  const capacity = 500;
+  const capacity = 1_500;
   const slots = new DidSlots(capacity);
-  const pool = Array.from({ length: 2_000 }, (_, index) => (index % 10 === 0 ? `did:web:host-${index}.example` : plcDid(next)));
+  const pool = Array.from({ length: 4_000 }, (_, index) => (index % 10 === 0 ? `did:web:host-${index}.example` : plcDid(next)));
   const model = new Map<string, number>();
   const didOfSlot = new Map<number, string>();
   for (let step = 0; step < 50_000; step++) {
-    const did = pool[Math.floor(next() * (next() < 0.8 ? 600 : pool.length))]!;
+    const did = pool[Math.floor(next() * (next() < 0.8 ? 1_800 : pool.length))]!;
     const found = slots.find(did);
     if (found >= 0) {
       expect(model.get(did)).toBe(found);
@@ -89,6 +89,7 @@ test('against a model: never over capacity, every DID it still has keeps its own
     }
     expect(model.has(did)).toBe(false);
     const slot = slots.add(did);
+    expect(slot).toBeLessThan(slots.allocated);
     const evicted = didOfSlot.get(slot);
     if (evicted !== undefined) model.delete(evicted);
     model.set(did, slot);
@@ -97,6 +98,19 @@ test('against a model: never over capacity, every DID it still has keeps its own
     expect(slots.size).toBeLessThanOrEqual(capacity);
   }
   for (const [did, slot] of model) expect(slots.find(did)).toBe(slot);
+  expect(slots.allocated).toBe(capacity);
+});
+
+test('the arrays grow with use, not ahead of it', () => {
+  const next = random(11);
+  const slots = new DidSlots(100_000);
+  const first = slots.allocated;
+  const dids = Array.from({ length: first * 3 }, () => plcDid(next));
+  const assigned = dids.map((did) => slots.add(did));
+  expect(first).toBeLessThan(dids.length);
+  expect(slots.allocated).toBeGreaterThanOrEqual(dids.length);
+  expect(slots.allocated).toBeLessThan(dids.length * 2);
+  dids.forEach((did, index) => expect(slots.find(did)).toBe(assigned[index]!));
 });
 
 test('capacity must be a positive integer', () => {

@@ -90,6 +90,14 @@ describe('the prefetch record', () => {
   });
 });
 
+test('every repo keeps its revision while the table grows to its capacity', () => {
+  const repos = table(3_000);
+  const dids = Array.from({ length: 2_500 }, (_, index) => `did:web:host-${index}.example`);
+  dids.forEach((did, index) => repos.recordRev(did, `3kbbbbbbbb${SORTABLE[index % 32]}${SORTABLE[(index >> 5) % 32]}2`));
+  dids.forEach((did, index) => expect(repos.isStale(did, `3kbbbbbbbb${SORTABLE[index % 32]}${SORTABLE[(index >> 5) % 32]}2`)).toBe(true));
+  expect(dids.some((did) => repos.isStale(did, '3kbbbbbbbbzzz'))).toBe(false);
+});
+
 test('bounded: beyond capacity a repo is forgotten, which only makes it new again', () => {
   const repos = table(2);
   const dids = ['did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb', 'did:plc:cccccccccccccccccccccccc'];
