@@ -7,9 +7,9 @@
 // instead of objects, so the blocks nobody looks up (most are MST nodes) cost no allocation;
 // `find` answers the first block whose CID equals the given 36 bytes, in linear time for the
 // handful of blocks a commit carries and through a map of their digests past that.
-import { decode as decodeCbor } from '@atcute/cbor';
 import { isCarV1Header } from '@atcute/car';
 
+import { decode as decodeCbor } from './dag-cbor-decode.ts';
 import { ReasonError } from '../lib/reason-error.ts';
 
 export class CarIndexError extends ReasonError<'bad-car'> {

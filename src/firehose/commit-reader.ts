@@ -9,9 +9,10 @@
 // verify the MST: an op's CID is trusted as the relay sent it, the record bytes are checked against
 // that CID. Malformed input throws a CommitReadError whose `reason` is one of a small fixed set.
 // Frames with `tooBig` set may lack record blocks: the caller handles them before calling this.
-import { BytesWrapper, CidLinkWrapper, decode, encode } from '@atcute/cbor';
+import { BytesWrapper, CidLinkWrapper, encode } from '@atcute/cbor';
 
 import { CarIndex, CarIndexError, CID_LENGTH } from './car-index.ts';
+import { decode } from './dag-cbor-decode.ts';
 import type { CommitFrame } from './frame-decoder.ts';
 import { sha256Equals } from './sha256.ts';
 import { cutUnsignedCommit } from './unsigned-commit.ts';

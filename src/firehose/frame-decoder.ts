@@ -5,8 +5,11 @@
 // `blocks` CAR slice is a zero-copy view into the input (keep the input alive, do not mutate it);
 // malformed input throws a FrameError whose `reason` is one of a small fixed set, so the caller can
 // count and skip it. Unknown message types are returned as `kind: 'unknown'` (with their seq when
-// they carry a valid one) rather than thrown, so the cursor can still advance past them.
-import { BytesWrapper, CidLinkWrapper, decodeFirst } from '@atcute/cbor';
+// they carry a valid one) rather than thrown, so the cursor can still advance past them. DAG-CBOR is
+// read by dag-cbor-decode.ts (@atcute/cbor's decoder, cheaper on repeated map keys and CIDs).
+import { BytesWrapper, CidLinkWrapper } from '@atcute/cbor';
+
+import { decodeFirst } from './dag-cbor-decode.ts';
 import { ReasonError } from '../lib/reason-error.ts';
 
 export type FrameErrorReason = 'bad-cbor' | 'bad-header' | 'bad-body' | 'bad-field';
