@@ -4,10 +4,13 @@
  * Owns the socket, the resume cursor and reconnection. Each connection asks for events after
  * the last seq the pipeline accepted (at start: the stored cursor; with none, FIREHOSE_START).
  * Frames are decoded here; sequenced ones go to the pipeline, malformed ones are counted and
- * skipped. When the pipeline's queue is full the socket is closed (the standard WebSocket cannot
- * pause) and reopened from the last accepted seq once the queue has drained to a quarter, so
- * memory stays bounded and nothing is skipped. A socket silent for `idleTimeoutMs` is replaced.
- * Reconnects back off exponentially with jitter, capped, reset by any frame received.
+ * skipped. The socket's handler only queues a received frame (the inbox); frames are handled in
+ * the order received, in time slices (SLICE_MS) each in its own event-loop turn, so a burst never
+ * holds the thread for long, and those received before the relay closed are still handled. When
+ * the pipeline's queue plus the inbox reach the queue limit the socket is closed (the standard
+ * WebSocket cannot pause) and reopened from the last accepted seq once the queue has drained to a
+ * quarter, so memory stays bounded and nothing is skipped. A socket silent for `idleTimeoutMs` is
+ * replaced. Reconnects back off exponentially with jitter, capped, reset by any frame received.
  *
  * Relay error frames: FutureCursor (our cursor is ahead of the relay: its sequence started over)
  * resumes live and accepts its numbers again; ConsumerTooSlow reconnects from our cursor;
@@ -25,6 +28,8 @@ export interface FrameSink {
   offer(frame: SequencedFrame): 'accepted' | 'duplicate' | 'full';
   readonly lastAcceptedSeq: number | null;
   readonly queueLimit: number;
+  /** Frames accepted and not yet committed. */
+  readonly queueDepth: number;
   waitForDepth(depth: number, signal: AbortSignal): Promise<void>;
   resetSequence(): void;
 }
@@ -41,6 +46,15 @@ export interface SubscriptionOptions {
 }
 
 type Outcome = 'closed' | 'full' | 'future-cursor' | 'idle' | 'aborted';
+
+/**
+ * Received frames are handled (decoded, offered, and processed as far as the pipeline does it at
+ * once) in slices of at most this long, each in its own turn of the event loop. A relay sending
+ * as fast as it can fills the socket with thousands of frames that the WebSocket delivers in one
+ * go; handled right there, they held the thread for up to 300 ms (3,500 frames) while the batch
+ * writer's database replies waited.
+ */
+const SLICE_MS = 2;
 
 export class FirehoseSubscription {
   readonly #options: SubscriptionOptions;
@@ -112,7 +126,7 @@ export class FirehoseSubscription {
   }
 
   #connectOnce(cursor: number | null, signal: AbortSignal): Promise<Outcome> {
-    const { relayUrl, sink, stats, log } = this.#options;
+    const { relayUrl, sink, log } = this.#options;
     const idleTimeoutMs = this.#options.idleTimeoutMs ?? 60_000;
     const url = new URL(`${relayUrl}/xrpc/com.atproto.sync.subscribeRepos`);
     if (cursor !== null) url.searchParams.set('cursor', String(cursor));
@@ -128,13 +142,60 @@ export class FirehoseSubscription {
         return;
       }
       socket.binaryType = 'arraybuffer';
-      const finish = (result: Outcome): void => {
+      // Received frames wait in the inbox and are handled in slices (SLICE_MS). Frames received
+      // and not handled yet count against the queue limit: when inbox and queue hold
+      // `queueLimit`, the socket is closed ('full') and the inbox is still handled to its end.
+      // Any other end (an error frame, a refused offer, abort) drops what the inbox still holds:
+      // those frames come again from the cursor.
+      let inbox: unknown[] = [];
+      let inboxHead = 0;
+      let discardInbox = false;
+      let sliceScheduled = false;
+      let socketClosed = false;
+      let settled = false;
+      const finish = (result: Outcome, discard = true): void => {
         outcome ??= result;
+        if (discard) discardInbox = true;
         socket.close();
       };
-      let idleTimer = setTimeout(() => finish('idle'), idleTimeoutMs);
+      // silent for idleTimeoutMs: replaced (checked every quarter of it, at most every second)
+      let lastActivity = Date.now();
+      const idleCheck = setInterval(() => {
+        if (Date.now() - lastActivity >= idleTimeoutMs) finish('idle');
+      }, Math.min(1000, Math.max(1, Math.floor(idleTimeoutMs / 4))));
       const onAbort = (): void => finish('aborted');
       signal.addEventListener('abort', onAbort, { once: true });
+
+      const settleWhenDone = (): void => {
+        if (settled || !socketClosed || (inboxHead < inbox.length && !discardInbox)) return;
+        settled = true;
+        inbox = [];
+        clearInterval(idleCheck);
+        signal.removeEventListener('abort', onAbort);
+        resolve(outcome ?? 'closed');
+      };
+      const handleSlice = (): void => {
+        const deadline = performance.now() + SLICE_MS;
+        while (inboxHead < inbox.length && !discardInbox) {
+          const data = inbox[inboxHead];
+          inbox[inboxHead++] = undefined;
+          this.#handleFrame(data, finish);
+          if (performance.now() >= deadline) break;
+        }
+        if (inboxHead === inbox.length || discardInbox) {
+          inbox = [];
+          inboxHead = 0;
+          settleWhenDone();
+        } else scheduleSlice();
+      };
+      const scheduleSlice = (): void => {
+        if (sliceScheduled) return;
+        sliceScheduled = true;
+        setImmediate(() => {
+          sliceScheduled = false;
+          if (!settled) handleSlice();
+        });
+      };
 
       socket.onopen = () => {
         this.#connected = true;
@@ -143,54 +204,60 @@ export class FirehoseSubscription {
       };
       socket.onmessage = (message: MessageEvent) => {
         if (outcome !== null) return;
-        clearTimeout(idleTimer);
-        idleTimer = setTimeout(() => finish('idle'), idleTimeoutMs);
         this.#framesReceived++;
-        this.#lastFrameAt = Date.now();
-        if (!(message.data instanceof ArrayBuffer)) {
-          stats.reject('frame-not-binary');
-          return;
-        }
-        let frame;
-        try {
-          frame = decodeFrame(new Uint8Array(message.data));
-        } catch (error) {
-          if (error instanceof FrameError) stats.reject(`frame-${error.reason}`);
-          else {
-            stats.reject('frame-undecodable');
-            log.error('a frame could not be decoded', { error });
-          }
-          return;
-        }
-        switch (frame.kind) {
-          case 'error':
-            this.errorFrames.set(frame.error, (this.errorFrames.get(frame.error) ?? 0) + 1);
-            log.warn('the relay sent an error', { error: frame.error, message: frame.message });
-            finish(frame.error === 'FutureCursor' ? 'future-cursor' : 'closed');
-            return;
-          case 'info':
-            this.errorFrames.set(frame.name, (this.errorFrames.get(frame.name) ?? 0) + 1);
-            log.warn('the relay sent an info message', { name: frame.name, message: frame.message });
-            return;
-          case 'unknown':
-            if (frame.seq === undefined) {
-              stats.reject('unknown-event-type');
-              return;
-            }
-            break;
-        }
-        this.#lastReceivedSeq = frame.seq ?? this.#lastReceivedSeq;
-        if (sink.offer(frame as SequencedFrame) === 'full') finish('full');
+        this.#lastFrameAt = lastActivity = Date.now();
+        inbox.push(message.data);
+        if (inbox.length - inboxHead + sink.queueDepth >= sink.queueLimit) finish('full', false);
+        scheduleSlice();
       };
       socket.onerror = () => {
         // a close event follows; its outcome is what matters
       };
       socket.onclose = () => {
-        clearTimeout(idleTimer);
-        signal.removeEventListener('abort', onAbort);
-        resolve(outcome ?? 'closed');
+        // what was received before the close is still handled, in order (unless discarded)
+        socketClosed = true;
+        settleWhenDone();
       };
     });
+  }
+
+  /** Decodes one received message and hands a sequenced frame to the pipeline. */
+  #handleFrame(data: unknown, finish: (outcome: Outcome, discardInbox?: boolean) => void): void {
+    const { sink, stats, log } = this.#options;
+    if (!(data instanceof ArrayBuffer)) {
+      stats.reject('frame-not-binary');
+      return;
+    }
+    let frame;
+    try {
+      frame = decodeFrame(new Uint8Array(data));
+    } catch (error) {
+      if (error instanceof FrameError) stats.reject(`frame-${error.reason}`);
+      else {
+        stats.reject('frame-undecodable');
+        log.error('a frame could not be decoded', { error });
+      }
+      return;
+    }
+    switch (frame.kind) {
+      case 'error':
+        this.errorFrames.set(frame.error, (this.errorFrames.get(frame.error) ?? 0) + 1);
+        log.warn('the relay sent an error', { error: frame.error, message: frame.message });
+        finish(frame.error === 'FutureCursor' ? 'future-cursor' : 'closed');
+        return;
+      case 'info':
+        this.errorFrames.set(frame.name, (this.errorFrames.get(frame.name) ?? 0) + 1);
+        log.warn('the relay sent an info message', { name: frame.name, message: frame.message });
+        return;
+      case 'unknown':
+        if (frame.seq === undefined) {
+          stats.reject('unknown-event-type');
+          return;
+        }
+        break;
+    }
+    this.#lastReceivedSeq = frame.seq ?? this.#lastReceivedSeq;
+    if (sink.offer(frame as SequencedFrame) === 'full') finish('full');
   }
 }
 

@@ -35,6 +35,9 @@ class RecordingSink implements FrameSink {
   lastAcceptedSeq: number | null = null;
   resets = 0;
   constructor(readonly queueLimit = 1000) {}
+  get queueDepth(): number {
+    return this.frames.length;
+  }
   offer(frame: SequencedFrame) {
     if (this.lastAcceptedSeq !== null && frame.seq <= this.lastAcceptedSeq) return 'duplicate' as const;
     if (this.frames.length >= this.queueLimit) return 'full' as const;
@@ -122,7 +125,7 @@ describe('FirehoseSubscription', () => {
     expect(subscription.reconnects).toBeGreaterThanOrEqual(2);
   });
 
-  test('a full queue closes the socket and reading resumes after the last accepted seq', async () => {
+  test('a full queue closes the socket, what was received is still handled, and reading resumes after the last accepted seq', async () => {
     const relay = startRelay((cursor) => {
       const from = cursor === null ? 1 : Number(cursor) + 1;
       return Array.from({ length: 5 }, (_, index) => account(from + index));
@@ -132,5 +135,36 @@ describe('FirehoseSubscription', () => {
     subscribe(relay.url, sink);
     await until(() => relay.cursors.length >= 3, { timeoutMs: 10_000, intervalMs: 10 });
     expect(relay.cursors.slice(0, 3)).toEqual([null, '2', '4']);
+  });
+
+  test('a burst is handled in slices: other work gets the thread between them', async () => {
+    const relay = startRelay(() => Array.from({ length: 200 }, (_, index) => account(index + 1)));
+    running.push(relay.stop);
+    // every frame costs the sink 1 ms; an event-loop ticker numbers the turns
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    tick();
+    const framesPerTurn = new Map<number, number>();
+    class SlowSink extends RecordingSink {
+      override offer(frame: SequencedFrame) {
+        framesPerTurn.set(turn, (framesPerTurn.get(turn) ?? 0) + 1);
+        const until = performance.now() + 1;
+        while (performance.now() < until) {
+          // busy: a frame that takes a while to process
+        }
+        return super.offer(frame);
+      }
+    }
+    const sink = new SlowSink();
+    subscribe(relay.url, sink);
+    await until(() => sink.frames.length === 200, { timeoutMs: 20_000, intervalMs: 10 });
+    ticking = false;
+    expect(sink.frames.map((frame) => frame.seq)).toEqual(Array.from({ length: 200 }, (_, index) => index + 1));
+    // slices end once they have run 2 ms: at most 2 such frames each (3 allowed)
+    expect(Math.max(...framesPerTurn.values())).toBeLessThanOrEqual(3);
   });
 });
