@@ -9,8 +9,8 @@
  * simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
  * for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
  * time minus the time the simulator released the event (its pace is known); `healthP99Ms` and
- * `healthMaxMs` are how long the ingester's `/health` (answered from memory) took, asked every 200 ms
- * during the run: how long the thread keeps others waiting. Prints a table;
+ * `healthMaxMs` are how long the ingester's `/health` (answered from memory) took, asked every
+ * 200 ms during the run: how long the thread keeps others waiting. Prints a table;
  * `--json` writes the same figures; `--profile DIR` writes the ingester's main-thread CPU profile.
  */
 import { parseArgs } from 'node:util';
@@ -311,13 +311,19 @@ async function startSim(scenario: Scenario) {
   return {
     pids: [relay.pid, directory.pid],
     // the relay counts its paced releases from this wall-clock time (it starts before the ingester)
-    pacingStartedAt: Number(/paced .* from (\d+)/.exec(relay.banner)?.[1] ?? Date.now()),
+    pacingStartedAt: scenario.rate ? pacingStart(relay.banner) : 0,
     httpUrl: directory.url,
     relayUrl: relay.url.replace(/^http/, 'ws'),
     lastSeq: scenario.commits,
     eventsPerCommit: 1,
     ops: scenario.commits,
   };
+}
+
+function pacingStart(banner: string): number {
+  const printed = /paced .* from (\d+)/.exec(banner)?.[1];
+  if (printed === undefined) throw new Error(`the relay did not say when its pacing started: ${banner}`);
+  return Number(printed);
 }
 
 async function startSimProcess(scenario: Scenario, port: number, extra: string[]): Promise<{ url: string; pid: number; banner: string }> {
