@@ -1,17 +1,13 @@
 import { expect, test } from 'bun:test';
 import { DidSlots } from '../../src/lib/did-slots.ts';
+import { Rng } from '../../src/sim/rng.ts';
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
-/** A deterministic stream of numbers in [0, 1) (mulberry32). */
+/** A deterministic stream of numbers in [0, 1): the simulator's seeded generator. */
 function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.float();
 }
 
 const plcDid = (next: () => number): string => {

@@ -1,20 +1,16 @@
 import { describe, expect, test } from 'bun:test';
 import { RepoStateTable } from '../../src/pipeline/repo-state.ts';
+import { Rng } from '../../src/sim/rng.ts';
 
 const SORTABLE = '234567abcdefghijklmnopqrstuvwxyz';
 const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
 
 const table = (capacity = 100, now: () => number = Date.now) => new RepoStateTable({ capacity, prefetchTtlMs: 1000, now });
 
-/** A deterministic stream of numbers in [0, 1) (mulberry32). */
+/** A deterministic stream of numbers in [0, 1): the simulator's seeded generator. */
 function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.float();
 }
 
 describe('the revision guard', () => {
