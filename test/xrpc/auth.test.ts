@@ -73,8 +73,13 @@ async function oneRow(sql: string): Promise<Body> {
 
 describe('service auth', () => {
   test('a valid token adds viewer state; expired, wrong aud, wrong lxm, bad signature and garbage are 401', async () => {
+    // a follow with no block either way (a block hides `following`), picked in key order
     const follow = await oneRow(`select a.did as viewer, s.did as subject from follows f join actors a on a.id = f.author_id and a.status is null
-      join actors s on s.id = f.subject_actor_id and s.status is null where f.author_id <> f.subject_actor_id limit 1`);
+      join actors s on s.id = f.subject_actor_id and s.status is null where f.author_id <> f.subject_actor_id
+      and not exists (select 1 from blocks b where (b.author_id, b.subject_actor_id) in ((a.id, s.id), (s.id, a.id)))
+      and not exists (select 1 from list_blocks b join list_items i on i.ref_actor_id = b.ref_actor_id and i.ref_rkey = b.ref_rkey
+        where (b.author_id, i.subject_actor_id) in ((a.id, s.id), (s.id, a.id)))
+      order by f.author_id, f.rkey limit 1`);
     const nsid = 'app.bsky.actor.getProfile';
     const path = query(nsid, { actor: follow.subject });
     const ok = await get(net.app, path, as(follow.viewer, nsid));
