@@ -2,8 +2,8 @@
  * `bun run bench -- --scenario <name> [--commits N] [--json FILE]`: the ingestion benchmark.
  *
  * Starts a fresh database (an embedded PostgreSQL in a temporary folder, or a new database on
- * the server DATABASE_URL names), the simulator in two processes (the relay, with frames generated
- * before the clock starts except for paced scenarios, and a PLC directory that only answers
+ * the server DATABASE_URL names), the simulator in two processes (the relay, with every frame
+ * generated before the clock starts, and a PLC directory that only answers
  * identity lookups), and the real ingester as `bun run start` runs it (`src/main.ts`, in its own
  * process). The clock runs from the ingester's start until the stored cursor reaches the
  * simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
@@ -294,15 +294,12 @@ async function preload(url: string, records: number): Promise<void> {
  * simulator, not the ingester.
  */
 async function startSim(scenario: Scenario) {
-  // The relay keeps a bounded replay window for paced runs: 30 s of events (a peak frame is about
-  // 1.6 KB), far more than the ingester's lag when it keeps up; further behind, events are dropped.
-  const relayRetain = scenario.rate ? scenario.rate * 30 : null;
+  // Every frame is generated before the clock starts, paced runs included (their pacing starts
+  // once generation is done): generating commits as they go cost the relay ~0.5 core beside the
+  // ingester and PostgreSQL, and it fell up to 1,300 commits behind its own schedule for seconds
+  // at a time, which read as ingester lag. A real relay runs on another machine.
   const relayPort = await freePort();
-  const relayArgs = [
-    '--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate),
-    ...(scenario.rate ? [] : ['--pregenerate']),
-    ...(relayRetain === null ? [] : ['--retain', String(relayRetain)]),
-  ];
+  const relayArgs = ['--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate), '--pregenerate'];
   const [relay, directory] = await Promise.all([
     startSimProcess(scenario, relayPort, relayArgs),
     startSimProcess(scenario, await freePort(), ['--directory-only', '--pds-url', `http://127.0.0.1:${relayPort}`]),

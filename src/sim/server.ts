@@ -12,7 +12,8 @@
  *   its socket accepts data (`send` backpressure, resumed on `drain`), so nothing buffers without
  *   bound. After `commits` commits the simulator idles with sockets open.
  * - `pregenerate` builds every event before `startSimulator` resolves, so a benchmark measures the
- *   consumer, not the generator; otherwise events are generated just ahead of demand.
+ *   consumer, not the generator (paced, the pacing starts once everything is generated, and every
+ *   frame is kept: `retain` is refused); otherwise events are generated just ahead of demand.
  * - Output depends only on the options (seed included), never on timing or on who is connected.
  * - DID documents name `pdsUrl` as the PDS (default: this server, which holds the repos).
  *
@@ -139,6 +140,9 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   if (contentFaults > 1) throw new RangeError('badSignature + unknownCollection + invalidRecord must not exceed 1');
   const total = count('commits', options.commits, 10_000);
   const rate = count('rate', options.rate, 0);
+  if (rate > 0 && options.pregenerate === true && options.retain !== undefined) {
+    throw new RangeError('a paced stream generated up front keeps every frame until it is released: leave retain unset');
+  }
   const seed = String(options.seed ?? 1);
   const network = new Network({
     seed,
@@ -169,8 +173,9 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   let running: Promise<void> | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let pumpScheduled = false;
-  const startedAt = performance.now();
-  const pacingStartedAt = Date.now();
+  // paced: releases are counted from here; a pregenerated stream restarts the count once generated
+  let startedAt = performance.now();
+  let pacingStartedAt = Date.now();
   const done = Promise.withResolvers<void>();
   // generated() may be awaited late or never; don't turn a failure into an unhandled rejection here
   done.promise.catch(() => {});
@@ -290,6 +295,8 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
       generate(BATCH * 4);
       await nextTick();
     }
+    startedAt = performance.now();
+    pacingStartedAt = Date.now();
   }
   if (total === 0) done.resolve();
 

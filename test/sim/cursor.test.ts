@@ -145,6 +145,23 @@ describe('live and on-demand generation', () => {
     }
   });
 
+  test('a paced stream generated up front starts its pacing once everything is generated', async () => {
+    const before = Date.now();
+    const sim = await startSimulator({ seed: 9, accounts: 200, commits: 3000, rate: 20, pregenerate: true });
+    const after = Date.now();
+    try {
+      expect(sim.commitsGenerated).toBe(3000);
+      // generating 3,000 commits takes far longer than starting the server after it
+      expect(sim.pacingStartedAt - before).toBeGreaterThan(after - sim.pacingStartedAt);
+      const [first] = await readFrames(`${sim.wsUrl}?cursor=0`, 1);
+      expect(seqOf(first!)).toBe(1);
+      expect(Date.now()).toBeGreaterThanOrEqual(sim.pacingStartedAt + (1 / 20) * 1000);
+    } finally {
+      await sim.stop();
+    }
+    await expect(startSimulator({ commits: 10, rate: 20, pregenerate: true, retain: 5 })).rejects.toThrow(/retain/);
+  });
+
   test('backpressure: a small send buffer still delivers every frame in order', async () => {
     const sim = await startSimulator({ seed: 4, accounts: 50, commits: 500, pregenerate: true, backpressureBytes: 2048 });
     try {
