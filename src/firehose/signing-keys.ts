@@ -24,9 +24,9 @@ export class SigningKeyError extends ReasonError<SigningKeyErrorReason> {
   override readonly name = 'SigningKeyError';
 }
 
-/** The part of DidResolver this cache needs. */
+/** The part of DidResolver this cache needs. A 'prefetch' may wait behind other requests. */
 export interface KeyResolver {
-  resolve(did: string): Promise<Pick<ResolvedDid, 'signingKey'>>;
+  resolve(did: string, purpose?: 'prefetch'): Promise<Pick<ResolvedDid, 'signingKey'>>;
   invalidate(did: string): void;
 }
 
@@ -88,15 +88,15 @@ export class SigningKeyCache {
     this.#storedAt = new Float64Array(this.#slots.allocated);
   }
 
-  /** The repo's signing key; rejects with a SigningKeyError. */
-  get(did: string): Promise<ParsedKey> {
+  /** The repo's signing key; rejects with a SigningKeyError. `purpose` is passed to the resolver. */
+  get(did: string, purpose?: 'prefetch'): Promise<ParsedKey> {
     const slot = this.#liveSlot(did);
     if (slot >= 0) return Promise.resolve(this.#keyIn(slot));
     const pending = this.#inflight.get(did);
     if (pending !== undefined) return pending;
     // an invalidate() during the load detaches it: its answer may predate the change, so it
     // is returned to its waiters but not cached
-    const promise: Promise<ParsedKey> = this.#load(did).then(
+    const promise: Promise<ParsedKey> = this.#load(did, purpose).then(
       (key) => {
         if (this.#inflight.get(did) === promise) {
           this.#inflight.delete(did);
@@ -198,10 +198,10 @@ export class SigningKeyCache {
     this.#p256.delete(slot);
   }
 
-  async #load(did: string): Promise<ParsedKey> {
+  async #load(did: string, purpose: 'prefetch' | undefined): Promise<ParsedKey> {
     let signingKey: string | null;
     try {
-      ({ signingKey } = await this.#resolver.resolve(did));
+      ({ signingKey } = await this.#resolver.resolve(did, purpose));
     } catch (err) {
       throw new SigningKeyError('resolution-failed', `cannot resolve ${did}`, { cause: err });
     }
@@ -217,8 +217,8 @@ export class SigningKeyCache {
   }
 }
 
-/** A failure that may pass (the directory is down) is 'key-unavailable'; anything definitive is 'key-invalid'. */
-function keyFailure(err: unknown): 'key-invalid' | 'key-unavailable' {
+/** A failure of `get`: one that may pass (the directory is down) is 'key-unavailable'; anything definitive is 'key-invalid'. */
+export function keyFailure(err: unknown): 'key-invalid' | 'key-unavailable' {
   if (err instanceof SigningKeyError && err.reason === 'resolution-failed') {
     return isTransientResolutionFailure(err.cause) ? 'key-unavailable' : 'key-invalid';
   }

@@ -1,16 +1,22 @@
 /**
  * Commit verification for the pipeline: where signatures are checked and keys fetched.
  *
- * `WorkerVerifier` runs them on a worker thread (`verify-worker.ts`): jobs are sent in batches (see
- * SEND_AT), answers come back the same way, so the thread that reads the socket
- * and writes batches spends ~2 us per commit on verification instead of ~50 us plus the key
- * fetches. If the worker dies, a new one is started and the jobs it held are sent again: a
- * verification is never lost, and never answered twice.
+ * `WorkerVerifier` keeps the one signing-key cache on the calling thread (the pipeline's) and a
+ * worker thread (`verify-worker.ts`) beside it that fetches DID documents. While the firehose is
+ * light (below LIGHT_LOAD_PER_SECOND commits) a commit is checked right here, ~70 us: a message to
+ * an idle thread wakes it, which costs both threads more than the check. When it is busy, checks
+ * go to the worker with their key in batches (see SEND_AT), so the thread that reads the socket
+ * and writes batches spends ~2 us per commit on verification instead of ~50 us. A key not cached
+ * is fetched by the worker (a prefetch waits its turn behind other prefetches; a commit waiting
+ * for its key hurries it). A failed check is decided by the cache's policy (a refetch of a key
+ * that is not fresh), on this thread: bad signatures are rare. If the worker dies, a new one is
+ * started and what it held (checks and fetches) is sent again: nothing is lost or answered twice.
  *
- * `InlineVerifier` does the same on the calling thread (tests, and a fallback).
+ * `InlineVerifier` does everything on the calling thread (tests).
  */
-import type { InitMessage, JobsMessage, ResultsMessage } from './verify-worker.ts';
-import type { SigningKeyCache, VerifyOutcome } from './signing-keys.ts';
+import type { CheckedMessage, InitMessage, ResolveAnswer, ResolvedMessage, WorkMessage } from './verify-worker.ts';
+import { keyFailure, SigningKeyCache, type KeyResolver, type VerifyOutcome } from './signing-keys.ts';
+import { DidResolutionError } from '../identity/did-resolver.ts';
 import type { Logger } from '../log.ts';
 
 export interface CommitVerifier {
@@ -47,22 +53,36 @@ export class InlineVerifier implements CommitVerifier {
   async close(): Promise<void> {}
 }
 
-interface Job {
-  readonly did: string;
+/** A check waiting for the worker's answer. */
+interface Check {
   readonly unsigned: Uint8Array;
   readonly sig: Uint8Array;
-  readonly resolve: (outcome: VerifyOutcome) => void;
+  readonly key: Uint8Array;
+  readonly resolve: (valid: boolean) => void;
+}
+
+/** A document fetch waiting for the worker's answer. */
+interface Resolution {
+  readonly did: string;
+  readonly prefetch: boolean;
+  readonly resolve: (answer: { signingKey: string | null }) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface Outbox {
+  checks: number[];
+  resolutions: number[];
+  hurry: string[];
+  invalidate: string[];
 }
 
 /** Where the worker's module is when running from source. A compiled binary passes its own. */
 const DEFAULT_WORKER_URL = new URL('./verify-worker.ts', import.meta.url);
-const PREFETCH_BUFFER = 10_000;
 /**
- * When jobs are sent: with the worker's next answer when it is busy, as soon as SEND_AT wait, or
- * after a hold at most. The hold is MAX_HOLD_MS (2 ms) under load, where the worker's answers pace
- * the messages anyway; below LIGHT_LOAD_PER_SECOND commits it is QUIET_HOLD_MS (10 ms), because a
- * message between threads costs more than the ~50 us check it carries (it wakes an idle core), so
- * a quiet firehose gathers a few commits per message instead of paying one message per commit.
+ * When work is sent: with the worker's next answer when it is busy, as soon as SEND_AT checks
+ * wait, or after a hold at most: MAX_HOLD_MS (2 ms) under load, where the worker's answers pace the
+ * messages anyway; QUIET_HOLD_MS when the firehose is light and only document fetches go out, so a
+ * few new repos share one message.
  */
 const SEND_AT = 64;
 const MAX_HOLD_MS = 2;
@@ -73,24 +93,37 @@ export class WorkerVerifier implements CommitVerifier {
   readonly #plcUrl: string;
   readonly #log: Logger;
   readonly #workerUrl: URL;
+  readonly #keys: SigningKeyCache;
   #worker: Worker;
   #ready: Promise<void>;
-  readonly #pending = new Map<number, Job>();
+  readonly #checks = new Map<number, Check>();
+  readonly #resolutions = new Map<number, Resolution>();
+  /** DIDs with a prefetch sent and not answered: a commit waiting for one hurries it */
+  readonly #prefetching = new Set<string>();
   #nextId = 0;
-  #outbox: { ids: number[]; prefetch: string[]; invalidate: string[] } | null = null;
-  /** Jobs sent and not answered yet. */
+  #outbox: Outbox | null = null;
+  /** Checks sent and not answered yet. */
   #unanswered = 0;
   #closed = false;
   #started = false;
   #rateSecond = 0;
-  #currentSecondJobs = 0;
-  #previousSecondJobs = 0;
+  #currentSecondCommits = 0;
+  #previousSecondCommits = 0;
   restarts = 0;
+  /** Checks the worker answered (the busy firehose's path). */
+  checksOnWorker = 0;
 
   private constructor(plcUrl: string, log: Logger, workerUrl: URL) {
     this.#plcUrl = plcUrl;
     this.#log = log;
     this.#workerUrl = workerUrl;
+    const resolver: KeyResolver = {
+      resolve: (did, purpose) => this.#resolve(did, purpose === 'prefetch'),
+      invalidate: (did) => {
+        this.#box().invalidate.push(did);
+      },
+    };
+    this.#keys = new SigningKeyCache(resolver);
     [this.#worker, this.#ready] = this.#spawn();
   }
 
@@ -103,42 +136,77 @@ export class WorkerVerifier implements CommitVerifier {
   }
 
   verify(did: string, unsigned: Uint8Array, sig: Uint8Array): Promise<VerifyOutcome> {
-    return new Promise((resolve) => {
-      const id = this.#nextId++;
-      this.#pending.set(id, { did, unsigned, sig, resolve });
-      const box = this.#box();
-      box.ids.push(id);
-      if (box.ids.length >= SEND_AT) this.#flush();
-    });
+    if (this.#commitsPerSecond(1) < LIGHT_LOAD_PER_SECOND) {
+      const outcome = this.#keys.verifyCached(did, unsigned, sig);
+      if (outcome !== null) return Promise.resolve(outcome);
+      if (this.#prefetching.delete(did)) this.#box().hurry.push(did);
+      return this.#keys.verifyCommit(did, unsigned, sig);
+    }
+    return this.#verifyOnWorker(did, unsigned, sig);
   }
 
   prefetch(did: string): void {
-    const box = this.#box();
-    if (box.prefetch.length < PREFETCH_BUFFER) box.prefetch.push(did);
+    if (this.#keys.has(did)) return;
+    this.#keys.get(did, 'prefetch').catch(() => {
+      // verify() asks again and reports the outcome
+    });
   }
 
   invalidate(did: string): void {
-    this.#box().invalidate.push(did);
+    this.#keys.invalidate(did);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     this.#worker.terminate();
-    for (const job of this.#pending.values()) job.resolve('key-unavailable');
-    this.#pending.clear();
+    for (const check of this.#checks.values()) check.resolve(false);
+    this.#checks.clear();
+    for (const resolution of this.#resolutions.values()) resolution.reject(new DidResolutionError('network', resolution.did, 'the verifier closed'));
+    this.#resolutions.clear();
   }
 
-  #box() {
+  async #verifyOnWorker(did: string, unsigned: Uint8Array, sig: Uint8Array): Promise<VerifyOutcome> {
+    if (this.#prefetching.delete(did)) this.#box().hurry.push(did);
+    let key;
+    try {
+      key = await this.#keys.get(did);
+    } catch (error) {
+      return keyFailure(error);
+    }
+    if (key.type === 'secp256k1') {
+      const valid = await new Promise<boolean>((resolve) => {
+        const id = this.#nextId++;
+        this.#checks.set(id, { unsigned, sig, key: key.uncompressed, resolve });
+        const box = this.#box();
+        box.checks.push(id);
+        if (box.checks.length >= SEND_AT) this.#flush();
+      });
+      if (valid) return 'ok';
+    }
+    // P-256 (rare), or a failed check: the cache's policy decides, here
+    return this.#keys.verifyCommit(did, unsigned, sig);
+  }
+
+  #resolve(did: string, prefetch: boolean): Promise<{ signingKey: string | null }> {
+    return new Promise((resolve, reject) => {
+      const id = this.#nextId++;
+      this.#resolutions.set(id, { did, prefetch, resolve, reject });
+      if (prefetch) this.#prefetching.add(did);
+      this.#box().resolutions.push(id);
+    });
+  }
+
+  #box(): Outbox {
     if (!this.#outbox) {
-      this.#outbox = { ids: [], prefetch: [], invalidate: [] };
+      this.#outbox = { checks: [], resolutions: [], hurry: [], invalidate: [] };
       const box = this.#outbox;
-      const quiet = this.#jobsPerSecond() < LIGHT_LOAD_PER_SECOND;
+      const quiet = this.#commitsPerSecond(0) < LIGHT_LOAD_PER_SECOND;
       if (!quiet) {
         queueMicrotask(() => {
           if (this.#outbox === box && this.#unanswered === 0) this.#flush();
         });
       }
-      // the worker may be busy fetching keys for what it holds: never wait long on it
+      // the worker may be busy for what it holds: never wait long on it
       setTimeout(() => {
         if (this.#outbox === box) this.#flush();
       }, quiet ? QUIET_HOLD_MS : MAX_HOLD_MS);
@@ -146,57 +214,96 @@ export class WorkerVerifier implements CommitVerifier {
     return this.#outbox;
   }
 
-  /** Jobs sent over the last whole second and the current one, per second. */
-  #jobsPerSecond(): number {
+  /** Commits verified over the last whole second and the current one, per second; counts `add` more. */
+  #commitsPerSecond(add: number): number {
     const second = Math.floor(performance.now() / 1000);
     if (second !== this.#rateSecond) {
-      this.#previousSecondJobs = second === this.#rateSecond + 1 ? this.#currentSecondJobs : 0;
-      this.#currentSecondJobs = 0;
+      this.#previousSecondCommits = second === this.#rateSecond + 1 ? this.#currentSecondCommits : 0;
+      this.#currentSecondCommits = 0;
       this.#rateSecond = second;
     }
-    return Math.max(this.#previousSecondJobs, this.#currentSecondJobs);
+    this.#currentSecondCommits += add;
+    return Math.max(this.#previousSecondCommits, this.#currentSecondCommits);
   }
 
   #flush(): void {
     const box = this.#outbox;
     this.#outbox = null;
     if (!box || this.#closed) return;
-    this.#send(box.ids, box.prefetch, box.invalidate);
+    this.#send(box);
   }
 
-  #send(ids: number[], prefetch: string[], invalidate: string[]): void {
-    this.#unanswered += ids.length;
-    this.#jobsPerSecond();
-    this.#currentSecondJobs += ids.length;
-    const message: JobsMessage = { type: 'jobs', ids: [], dids: [], unsigned: [], sigs: [], prefetch, invalidate };
-    for (const id of ids) {
-      const job = this.#pending.get(id);
-      if (!job) continue;
+  #send(box: Outbox): void {
+    this.#unanswered += box.checks.length;
+    const message: WorkMessage = {
+      type: 'work',
+      ids: [],
+      unsigned: [],
+      sigs: [],
+      keys: [],
+      resolveIds: [],
+      resolveDids: [],
+      prefetch: [],
+      hurry: box.hurry,
+      invalidate: box.invalidate,
+    };
+    for (const id of box.checks) {
+      const check = this.#checks.get(id);
+      if (!check) continue;
       message.ids.push(id);
-      message.dids.push(job.did);
-      message.unsigned.push(job.unsigned);
-      message.sigs.push(job.sig);
+      message.unsigned.push(check.unsigned);
+      message.sigs.push(check.sig);
+      message.keys.push(check.key);
+    }
+    for (const id of box.resolutions) {
+      const resolution = this.#resolutions.get(id);
+      if (!resolution) continue;
+      message.resolveIds.push(id);
+      message.resolveDids.push(resolution.did);
+      message.prefetch.push(resolution.prefetch);
     }
     this.#worker.postMessage(message);
+  }
+
+  #answerChecks(message: CheckedMessage): void {
+    this.#unanswered = Math.max(0, this.#unanswered - message.ids.length);
+    for (let index = 0; index < message.ids.length; index++) {
+      const id = message.ids[index]!;
+      const check = this.#checks.get(id);
+      if (!check) continue;
+      this.#checks.delete(id);
+      this.checksOnWorker++;
+      check.resolve(message.valid[index] === true);
+    }
+  }
+
+  #answerResolutions(message: ResolvedMessage): void {
+    for (let index = 0; index < message.ids.length; index++) {
+      const id = message.ids[index]!;
+      const resolution = this.#resolutions.get(id);
+      if (!resolution) continue;
+      this.#resolutions.delete(id);
+      if (resolution.prefetch) this.#prefetching.delete(resolution.did);
+      const answer = message.answers[index] as ResolveAnswer;
+      if ('signingKey' in answer) resolution.resolve(answer);
+      else {
+        const { reason, status, message: text } = answer.failure;
+        resolution.reject(reason === null ? new Error(text) : new DidResolutionError(reason, resolution.did, text, { status: status ?? undefined }));
+      }
+    }
   }
 
   #spawn(): [Worker, Promise<void>] {
     const worker = new Worker(this.#workerUrl.href);
     const ready = new Promise<void>((resolve, reject) => {
-      worker.onmessage = (event: MessageEvent<ResultsMessage | { type: 'ready' }>) => {
+      worker.onmessage = (event: MessageEvent<CheckedMessage | ResolvedMessage | { type: 'ready' }>) => {
         const message = event.data;
         if (message.type === 'ready') {
           resolve();
           return;
         }
-        this.#unanswered = Math.max(0, this.#unanswered - message.ids.length);
-        for (let index = 0; index < message.ids.length; index++) {
-          const id = message.ids[index] as number;
-          const job = this.#pending.get(id);
-          if (!job) continue;
-          this.#pending.delete(id);
-          job.resolve(message.outcomes[index] as VerifyOutcome);
-        }
+        if (message.type === 'checked') this.#answerChecks(message);
+        else this.#answerResolutions(message);
         // what gathered while the worker was busy goes out with its answer
         if (this.#outbox) queueMicrotask(() => this.#flush());
       };
@@ -214,12 +321,12 @@ export class WorkerVerifier implements CommitVerifier {
   #restart(reason: string): void {
     if (this.#closed) return;
     this.restarts++;
-    this.#log.error('the verification worker died: starting a new one', { reason, pending: this.#pending.size });
+    this.#log.error('the verification worker died: starting a new one', { reason, checks: this.#checks.size, fetches: this.#resolutions.size });
     this.#worker.terminate();
     [this.#worker, this.#ready] = this.#spawn();
     this.#unanswered = 0;
     this.#ready.then(
-      () => this.#send([...this.#pending.keys()], [], []),
+      () => this.#send({ checks: [...this.#checks.keys()], resolutions: [...this.#resolutions.keys()], hurry: [], invalidate: [] }),
       () => {
         // #spawn's own onerror restarts again
       },

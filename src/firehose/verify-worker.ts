@@ -1,17 +1,25 @@
 /**
- * The verification worker: signing keys and signature checks on a thread of their own.
+ * The verification worker: DID document fetches, and signature checks when the firehose is busy.
  *
- * Runs a `SigningKeyCache` over a `DidResolver`, so DID document fetches and ~50 us signature
- * checks happen beside the thread that reads the socket and writes batches, on the second core.
+ * Holds no signing-key cache: the one cache lives with `WorkerVerifier` on the pipeline's thread,
+ * which sends each check its key. Here: fetching and parsing DID documents (a `DidResolver`
+ * behind a circuit breaker per host), and ~50 us secp256k1 checks beside the thread that reads the
+ * socket and writes batches, on the second core.
  * Protocol (see `verifier.ts`): `{ type: 'init', plcUrl }` once, answered `{ type: 'ready' }`;
- * then batches `{ type: 'jobs', ids, dids, unsigned, sigs, prefetch, invalidate }`, answered by
- * batches `{ type: 'results', ids, outcomes }`: jobs whose key is cached are answered at once, in
- * one message per batch; the others as their key arrives (a slow fetch delays only its commits). Never throws: every outcome is one of VerifyOutcome.
+ * then `{ type: 'work', ids, unsigned, sigs, keys, resolveIds, resolveDids, prefetch, hurry,
+ * invalidate }`: the checks (`keys`: uncompressed secp256k1 points) are answered at once, in one
+ * `{ type: 'checked', ids, valid }`; each resolution (request ids beside their DIDs; `prefetch`
+ * flags the ones that may wait) is answered as its document arrives, gathered per turn into
+ * `{ type: 'resolved', ids, answers }`. At most PREFETCH_CONCURRENCY prefetches run at once, the
+ * others wait in order; a DID in `hurry` (a commit waits for it) starts at once. Never throws:
+ * every answer is a signing key (or null: the document has none) or a failure the pipeline's
+ * thread rebuilds as a `DidResolutionError`.
  */
-import { DidResolver } from '../identity/did-resolver.ts';
-import { Semaphore } from '../lib/semaphore.ts';
+import { DidResolutionError, DidResolver, type DidResolutionErrorReason } from '../identity/did-resolver.ts';
 import { GuardedKeyResolver } from './guarded-key-resolver.ts';
-import { SigningKeyCache, type VerifyOutcome } from './signing-keys.ts';
+import secp256k1 from 'secp256k1';
+import { isLowS } from './signature.ts';
+import { sha256 } from './sha256.ts';
 
 declare const self: Worker;
 
@@ -19,84 +27,139 @@ export interface InitMessage {
   readonly type: 'init';
   readonly plcUrl: string;
 }
-export interface JobsMessage {
-  readonly type: 'jobs';
+export interface WorkMessage {
+  readonly type: 'work';
   readonly ids: number[];
-  readonly dids: string[];
   readonly unsigned: Uint8Array[];
   readonly sigs: Uint8Array[];
-  readonly prefetch: string[];
+  /** uncompressed secp256k1 points, one per check */
+  readonly keys: Uint8Array[];
+  readonly resolveIds: number[];
+  readonly resolveDids: string[];
+  /** per resolution: true when it only prepares a later commit and may wait its turn */
+  readonly prefetch: boolean[];
+  readonly hurry: string[];
   readonly invalidate: string[];
 }
-export interface ResultsMessage {
-  readonly type: 'results';
+export interface CheckedMessage {
+  readonly type: 'checked';
   readonly ids: number[];
-  readonly outcomes: VerifyOutcome[];
+  readonly valid: boolean[];
+}
+/** A resolution's answer: the document's signing key, or why there is none. */
+export type ResolveAnswer =
+  | { readonly signingKey: string | null }
+  | { readonly failure: { readonly reason: DidResolutionErrorReason | null; readonly status: number | null; readonly message: string } };
+export interface ResolvedMessage {
+  readonly type: 'resolved';
+  readonly ids: number[];
+  readonly answers: ResolveAnswer[];
 }
 
 const PREFETCH_CONCURRENCY = 64;
 
-let keys: SigningKeyCache | null = null;
-let results: ResultsMessage | null = null;
-const prefetchSlots = new Semaphore(PREFETCH_CONCURRENCY);
+let resolver: GuardedKeyResolver | null = null;
+let resolved: { ids: number[]; answers: ResolveAnswer[] } | null = null;
+let running = 0;
+/** prefetches waiting for a slot, in order, and their request ids by DID */
+const waitingOrder: string[] = [];
+let waitingHead = 0;
+const waitingIds = new Map<string, number[]>();
 
-self.onmessage = (event: MessageEvent<InitMessage | JobsMessage>) => {
+self.onmessage = (event: MessageEvent<InitMessage | WorkMessage>) => {
   const message = event.data;
   if (message.type === 'init') {
-    // The key cache is what verification needs; the resolver's own document cache stays small.
-    // A failing directory opens a circuit, so lookups fail at once instead of waiting on timeouts.
-    keys = new SigningKeyCache(new GuardedKeyResolver(new DidResolver({ plcUrl: message.plcUrl, fetch: globalThis.fetch, maxEntries: 1000 })));
+    // the signing-key cache is on the pipeline's thread: the document cache here stays small
+    resolver = new GuardedKeyResolver(new DidResolver({ plcUrl: message.plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));
     self.postMessage({ type: 'ready' });
     return;
   }
-  const cache = keys;
-  if (!cache) return;
-  for (const did of message.invalidate) cache.invalidate(did);
-  const now: ResultsMessage = { type: 'results', ids: [], outcomes: [] };
-  for (let index = 0; index < message.ids.length; index++) {
-    const id = message.ids[index] as number;
-    const did = message.dids[index] as string;
-    const unsigned = message.unsigned[index] as Uint8Array;
-    const sig = message.sigs[index] as Uint8Array;
-    // the common case, a known key: answered in this same turn
-    const outcome = cache.verifyCached(did, unsigned, sig);
-    if (outcome !== null) {
-      now.ids.push(id);
-      now.outcomes.push(outcome);
-      continue;
+  const keys = resolver;
+  if (!keys) return;
+  for (const did of message.invalidate) keys.invalidate(did);
+  if (message.ids.length) {
+    const checked: CheckedMessage = { type: 'checked', ids: message.ids, valid: [] };
+    for (let index = 0; index < message.ids.length; index++) {
+      checked.valid.push(checkSignature(message.unsigned[index]!, message.sigs[index]!, message.keys[index]!));
     }
-    cache.verifyCommit(did, unsigned, sig).then(
-      (result) => answer(id, result),
-      // verifyCommit does not throw; if it ever did, index the commit and count it unverified
-      () => answer(id, 'key-unavailable'),
-    );
+    self.postMessage(checked);
   }
-  if (now.ids.length) self.postMessage(now);
-  for (const did of message.prefetch) if (!cache.has(did)) prefetch(cache, did);
+  for (let index = 0; index < message.resolveIds.length; index++) {
+    const id = message.resolveIds[index]!;
+    const did = message.resolveDids[index]!;
+    if (!message.prefetch[index] || running < PREFETCH_CONCURRENCY) start(keys, id, did);
+    else wait(id, did);
+  }
+  for (const did of message.hurry) {
+    const ids = waitingIds.get(did);
+    waitingIds.delete(did);
+    for (const id of ids ?? []) start(keys, id, did);
+  }
 };
 
-function answer(id: number, outcome: VerifyOutcome): void {
-  if (!results) {
-    results = { type: 'results', ids: [], outcomes: [] };
+/** `verifyCommitSignature` for a secp256k1 point: low S, then libsecp256k1; never throws. */
+function checkSignature(unsigned: Uint8Array, sig: Uint8Array, point: Uint8Array): boolean {
+  if (sig.length !== 64 || !isLowS(sig, 'secp256k1')) return false;
+  try {
+    return secp256k1.ecdsaVerify(sig, sha256(unsigned), point);
+  } catch {
+    return false;
+  }
+}
+
+function wait(id: number, did: string): void {
+  const ids = waitingIds.get(did);
+  if (ids) ids.push(id);
+  else {
+    waitingIds.set(did, [id]);
+    waitingOrder.push(did);
+  }
+}
+
+function start(keys: GuardedKeyResolver, id: number, did: string): void {
+  running++;
+  keys.resolve(did).then(
+    (document) => answer(id, { signingKey: document.signingKey }),
+    (error: unknown) =>
+      answer(id, {
+        failure:
+          error instanceof DidResolutionError
+            ? { reason: error.reason, status: error.status, message: error.message }
+            : { reason: null, status: null, message: String(error) },
+      }),
+  ).finally(() => {
+    running--;
+    startWaiting(keys);
+  });
+}
+
+function startWaiting(keys: GuardedKeyResolver): void {
+  while (running < PREFETCH_CONCURRENCY && waitingHead < waitingOrder.length) {
+    const did = waitingOrder[waitingHead++]!;
+    const ids = waitingIds.get(did);
+    waitingIds.delete(did);
+    for (const id of ids ?? []) start(keys, id, did);
+  }
+  if (waitingHead === waitingOrder.length) {
+    waitingOrder.length = 0;
+    waitingHead = 0;
+  } else if (waitingHead > 1024 && waitingHead * 2 > waitingOrder.length) {
+    waitingOrder.splice(0, waitingHead);
+    waitingHead = 0;
+  }
+}
+
+function answer(id: number, outcome: ResolveAnswer): void {
+  if (!resolved) {
+    resolved = { ids: [], answers: [] };
     setImmediate(flush);
   }
-  results.ids.push(id);
-  results.outcomes.push(outcome);
+  resolved.ids.push(id);
+  resolved.answers.push(outcome);
 }
 
 function flush(): void {
-  const batch = results;
-  results = null;
-  if (batch) self.postMessage(batch);
-}
-
-/** Fetches `did`'s key ahead of its commits, at most PREFETCH_CONCURRENCY at once. */
-function prefetch(cache: SigningKeyCache, did: string): void {
-  prefetchSlots
-    .run(async () => {
-      if (!cache.has(did)) await cache.get(did);
-    })
-    .catch(() => {
-      // the commit's own verification asks again and reports the outcome
-    });
+  const batch = resolved;
+  resolved = null;
+  if (batch) self.postMessage({ type: 'resolved', ...batch } satisfies ResolvedMessage);
 }

@@ -1,0 +1,62 @@
+import { afterAll, describe, expect, test } from 'bun:test';
+import { WorkerVerifier } from '../../src/firehose/verifier.ts';
+import { createLogger } from '../../src/log.ts';
+import { k256Signer, p256Signer, type Signer } from './fixtures.ts';
+
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+const did = (n: number) => `did:plc:${'a'.repeat(22)}${LETTERS[Math.floor(n / 26) % 26]}${LETTERS[n % 26]}`;
+
+// the directory: did(0..9) have a secp256k1 key, did(10) a P-256 key, did(11) is unknown, did(12) fails
+const signers = new Map<string, Signer>();
+for (let n = 0; n < 10; n++) signers.set(did(n), k256Signer(n + 1));
+signers.set(did(10), p256Signer());
+const requests = new Map<string, number>();
+const plc = Bun.serve({
+  port: 0,
+  fetch(request) {
+    const id = decodeURIComponent(new URL(request.url).pathname.slice(1));
+    requests.set(id, (requests.get(id) ?? 0) + 1);
+    if (id === did(12)) return new Response('down', { status: 500 });
+    const signer = signers.get(id);
+    if (!signer) return new Response('{}', { status: 404 });
+    return Response.json({
+      id,
+      alsoKnownAs: ['at://someone.test'],
+      verificationMethod: [{ id: `${id}#atproto`, type: 'Multikey', controller: id, publicKeyMultibase: signer.multikey }],
+      service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: 'https://pds.example.com' }],
+    });
+  },
+});
+afterAll(() => plc.stop(true));
+
+const unsigned = (n: number) => new TextEncoder().encode(`unsigned commit ${n}`);
+
+describe('WorkerVerifier', () => {
+  test('light and busy firehoses get the same outcomes from one key cache, each document fetched once', async () => {
+    const verifier = await WorkerVerifier.start(`http://127.0.0.1:${plc.port}`, createLogger('error'));
+    try {
+      for (let n = 0; n < 10; n++) verifier.prefetch(did(n));
+      // light: a few commits, checked on this thread
+      expect(await verifier.verify(did(0), unsigned(0), signers.get(did(0))!.sign(unsigned(0)))).toBe('ok');
+      expect(await verifier.verify(did(10), unsigned(0), signers.get(did(10))!.sign(unsigned(0)))).toBe('ok');
+      expect(await verifier.verify(did(11), unsigned(0), new Uint8Array(64))).toBe('key-invalid');
+      expect(await verifier.verify(did(12), unsigned(0), new Uint8Array(64))).toBe('key-unavailable');
+      expect(verifier.checksOnWorker).toBe(0);
+
+      // busy: more commits in a second than the light limit; every 7th is signed by the wrong key
+      const expected: string[] = [];
+      const outcomes: Promise<string>[] = [];
+      for (let n = 0; n < 3000; n++) {
+        const repo = did(n % 11);
+        const signer = n % 7 === 0 ? k256Signer(99) : signers.get(repo)!;
+        expected.push(n % 7 === 0 ? 'bad-signature' : 'ok');
+        outcomes.push(verifier.verify(repo, unsigned(n), signer.sign(unsigned(n))));
+      }
+      expect(await Promise.all(outcomes)).toEqual(expected);
+      expect(verifier.checksOnWorker).toBeGreaterThan(1000);
+      for (let n = 0; n <= 10; n++) expect(requests.get(did(n))).toBe(1);
+    } finally {
+      await verifier.close();
+    }
+  });
+});
