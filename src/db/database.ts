@@ -1,10 +1,18 @@
 /**
- * The database pool: postgres.js with `max = DB_POOL_SIZE`, timeouts, and live counters.
+ * The database pool: postgres.js with DB_POOL_SIZE connections, timeouts, and live counters.
  *
- * Every query in Aqueduct goes through `run` (one statement or several on a free connection) or
- * `begin` (a transaction). Both hold one slot of a semaphore sized like the pool, so the number of
- * connections in use is known exactly (`stats().active`), callers queue in order when the pool is
- * full (`stats().waiting`), and DB_POOL_SIZE is an upper bound nobody can exceed.
+ * Every query in Aqueduct goes through `run` (one statement or several on a free connection),
+ * `begin` (a transaction) or `beginOnWriterConnection` (the batch writer's transactions). All hold
+ * one slot of a semaphore sized like the pool, so the number of connections in use is known
+ * exactly (`stats().active`), callers queue in order when the pool is full (`stats().waiting`),
+ * and DB_POOL_SIZE is an upper bound nobody can exceed.
+ *
+ * The batch writer has a connection of its own, one of the DB_POOL_SIZE (the others are shared;
+ * with DB_POOL_SIZE=1 two connections are opened, still one in use at a time). postgres.js
+ * prepares each statement text once per connection, and until then sends it alone and waits for
+ * its description before sending anything else: on connections taken in turn from the pool, a
+ * batch's pipelined statements were sent one round trip at a time. On a connection of its own
+ * they stay prepared, and a batch's statements go out together.
  *
  * Rows reach the code as camelCase (`postgres.camel`). int8 values are parsed as JavaScript
  * numbers: every int8 we store (sequence numbers, counters, sizes) stays far below 2^53.
@@ -50,27 +58,31 @@ const STATEMENT_TIMEOUT_CODE = '57014';
 
 export class Database {
   readonly #sql: Sql;
+  readonly #writerSql: Sql;
   readonly #slots: Semaphore;
   #connectionErrors = 0;
   #timeouts = 0;
 
   constructor(options: DatabaseOptions) {
     this.#slots = new Semaphore(options.poolSize);
-    this.#sql = postgres(options.url, {
-      max: options.poolSize,
-      connect_timeout: options.connectTimeoutSeconds ?? 10,
-      idle_timeout: 60,
-      max_lifetime: 60 * 30,
-      transform: postgres.camel,
-      onnotice: () => {},
-      connection: {
-        application_name: options.applicationName ?? 'aqueduct',
-        statement_timeout: options.statementTimeoutMs ?? 60_000,
-      },
-      types: {
-        bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) },
-      },
-    }) as unknown as Sql;
+    const connect = (max: number): Sql =>
+      postgres(options.url, {
+        max,
+        connect_timeout: options.connectTimeoutSeconds ?? 10,
+        idle_timeout: 60,
+        max_lifetime: 60 * 30,
+        transform: postgres.camel,
+        onnotice: () => {},
+        connection: {
+          application_name: options.applicationName ?? 'aqueduct',
+          statement_timeout: options.statementTimeoutMs ?? 60_000,
+        },
+        types: {
+          bigint: { to: 20, from: [20], serialize: (value: number) => String(value), parse: (value: string) => Number(value) },
+        },
+      }) as unknown as Sql;
+    this.#sql = connect(Math.max(1, options.poolSize - 1));
+    this.#writerSql = connect(1);
   }
 
   /** Runs `task` holding one pool slot; statements inside may use any free connection. */
@@ -81,6 +93,11 @@ export class Database {
   /** Runs `task` in one transaction on one connection, holding one pool slot. */
   begin<T>(task: (sql: TransactionSql) => Promise<T>): Promise<T> {
     return this.#slots.run(() => this.#counted(() => this.#sql.begin((tx) => task(tx)) as Promise<T>));
+  }
+
+  /** `begin`, on the batch writer's own connection (one transaction at a time; others wait). */
+  beginOnWriterConnection<T>(task: (sql: TransactionSql) => Promise<T>): Promise<T> {
+    return this.#slots.run(() => this.#counted(() => this.#writerSql.begin((tx) => task(tx)) as Promise<T>));
   }
 
   stats(): PoolStats {
@@ -99,7 +116,7 @@ export class Database {
 
   /** Closes every connection, waiting at most `timeoutSeconds` for running queries. */
   async close(timeoutSeconds = 5): Promise<void> {
-    await this.#sql.end({ timeout: timeoutSeconds });
+    await Promise.all([this.#sql.end({ timeout: timeoutSeconds }), this.#writerSql.end({ timeout: timeoutSeconds })]);
   }
 
   async #counted<T>(task: () => Promise<T>): Promise<T> {

@@ -8,8 +8,9 @@
  * the rows, the stored cursor never runs ahead of committed data, and a crash anywhere replays the
  * whole batch, which the idempotent statements absorb.
  *
- * Round trips: the statements of each of the three stages are pipelined on the transaction's
- * connection (PostgreSQL runs them in the order sent) and awaited together; within the middle
+ * Round trips: the statements of each of the three stages are pipelined on the writer's own
+ * connection (`beginOnWriterConnection`: there they stay prepared, which pipelining needs;
+ * PostgreSQL runs them in the order sent) and awaited together; within the middle
  * stage each table's statements go out as soon as they are built, so PostgreSQL executes while
  * the next table's parameters are built here. A batch then costs a handful of round trips instead
  * of one per statement, which is most of what a quiet firehose costs: every round trip wakes
@@ -33,7 +34,7 @@ export interface BatchWriteResult {
 
 export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: string, batch: Batch): Promise<BatchWriteResult> {
   let learnt: ReadonlyArray<readonly [string, number]> = [];
-  const result = await db.begin(async (sql) => {
+  const result = await db.beginOnWriterConnection(async (sql) => {
     const actors = await actorIds.resolve(sql, batch.dids);
     learnt = actors.learnt;
     const ids = actors.ids;
