@@ -269,8 +269,9 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   function kick(): void {
     if (running !== null || stopped || failure !== null) return;
     if (!wantsMore()) {
-      // paced: come back when the next commit is due
-      if (rate > 0 && dueSteps() < total && timer === null) {
+      // paced: come back when the next commit is due (until the last one is out: it may fall due
+      // between the release above and this check)
+      if (rate > 0 && releasedSteps < total && timer === null) {
         timer = setTimeout(() => {
           timer = null;
           pumpAll();
