@@ -7,8 +7,8 @@
  * CTE `changed` and the data-modifying CTEs that fold those rows into the counter tables inside
  * the same statement: at most one upsert per counter table, one row per key, in key order (so
  * concurrent writers could never deadlock on a hot post), and no row travels back to the
- * ingester. Record counts are summed per batch in `RecordDeltas` (the metrics read them too) and
- * written once, in collection order.
+ * ingester. Record counts are summed per batch in `RecordDeltas` and written once, in collection
+ * order.
  */
 import type { PendingQuery, Row } from 'postgres';
 import type { TransactionSql } from '../db/database.ts';
@@ -100,11 +100,6 @@ export class RecordDeltas {
 
   add(collection: string, delta: number): void {
     this.#deltas.set(collection, (this.#deltas.get(collection) ?? 0) + delta);
-  }
-
-  /** For in-memory metrics. */
-  get deltas(): ReadonlyMap<string, number> {
-    return this.#deltas;
   }
 
   async write(sql: TransactionSql): Promise<void> {

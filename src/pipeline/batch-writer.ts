@@ -29,7 +29,6 @@ import { deleteAuthors, deleteKeys, insertRows, type KeyedRow } from './table-wr
 
 export interface BatchWriteResult {
   readonly newActors: number;
-  readonly recordDeltas: ReadonlyMap<string, number>;
 }
 
 export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: string, batch: Batch): Promise<BatchWriteResult> {
@@ -80,7 +79,7 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
         values (${relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
         on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()`,
     ]);
-    return { newActors: actors.created.length, recordDeltas: records.deltas };
+    return { newActors: actors.created.length };
   });
   actorIds.remember(learnt);
   return result;
