@@ -125,12 +125,21 @@ export const verifyCommitSignature = (
   sig: Uint8Array,
   key: ParsedKey,
 ): boolean => {
+  if (key.type === 'secp256k1') return verifySecp256k1Signature(unsignedBytes, sig, key.uncompressed);
   if (sig.length !== 64 || !isLowS(sig, key.type)) return false;
   try {
-    if (key.type === 'secp256k1') {
-      return secp256k1.ecdsaVerify(sig, sha256(unsignedBytes), key.uncompressed);
-    }
     return nodeVerify('sha256', unsignedBytes, { key: key.keyObject, dsaEncoding: 'ieee-p1363' }, sig);
+  } catch {
+    // r or s out of range, or zero
+    return false;
+  }
+};
+
+/** `verifyCommitSignature` for a secp256k1 key given as its uncompressed point (what the verification worker is sent). */
+export const verifySecp256k1Signature = (unsignedBytes: Uint8Array, sig: Uint8Array, uncompressed: Uint8Array): boolean => {
+  if (sig.length !== 64 || !isLowS(sig, 'secp256k1')) return false;
+  try {
+    return secp256k1.ecdsaVerify(sig, sha256(unsignedBytes), uncompressed);
   } catch {
     // r or s out of range, or zero
     return false;

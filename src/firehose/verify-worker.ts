@@ -17,9 +17,7 @@
  */
 import { DidResolutionError, DidResolver, type DidResolutionErrorReason } from '../identity/did-resolver.ts';
 import { GuardedKeyResolver } from './guarded-key-resolver.ts';
-import secp256k1 from 'secp256k1';
-import { isLowS } from './signature.ts';
-import { sha256 } from './sha256.ts';
+import { verifySecp256k1Signature } from './signature.ts';
 
 declare const self: Worker;
 
@@ -80,7 +78,7 @@ self.onmessage = (event: MessageEvent<InitMessage | WorkMessage>) => {
   if (message.ids.length) {
     const checked: CheckedMessage = { type: 'checked', ids: message.ids, valid: [] };
     for (let index = 0; index < message.ids.length; index++) {
-      checked.valid.push(checkSignature(message.unsigned[index]!, message.sigs[index]!, message.keys[index]!));
+      checked.valid.push(verifySecp256k1Signature(message.unsigned[index]!, message.sigs[index]!, message.keys[index]!));
     }
     self.postMessage(checked);
   }
@@ -96,16 +94,6 @@ self.onmessage = (event: MessageEvent<InitMessage | WorkMessage>) => {
     for (const id of ids ?? []) start(keys, id, did);
   }
 };
-
-/** `verifyCommitSignature` for a secp256k1 point: low S, then libsecp256k1; never throws. */
-function checkSignature(unsigned: Uint8Array, sig: Uint8Array, point: Uint8Array): boolean {
-  if (sig.length !== 64 || !isLowS(sig, 'secp256k1')) return false;
-  try {
-    return secp256k1.ecdsaVerify(sig, sha256(unsigned), point);
-  } catch {
-    return false;
-  }
-}
 
 function wait(id: number, did: string): void {
   const ids = waitingIds.get(did);
