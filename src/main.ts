@@ -1,5 +1,6 @@
 /**
- * The process: read config, start Aqueduct, stop it cleanly on SIGINT/SIGTERM.
+ * The process: read config, start Aqueduct, stop it cleanly on SIGINT/SIGTERM, and keep the
+ * heap's garbage from piling up between JavaScriptCore's own full collections (the heap governor).
  *
  * Bad configuration exits with status 1 and one line naming the variable and the fix. A second
  * signal during shutdown, or a shutdown that takes longer than SHUTDOWN_LIMIT_MS, exits at once.
@@ -7,6 +8,7 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startAqueduct, type Aqueduct } from './aqueduct.ts';
+import { HeapGovernor } from './lib/heap-governor.ts';
 
 const SHUTDOWN_LIMIT_MS = 30_000;
 
@@ -30,6 +32,8 @@ try {
   log.error('start-up failed', { error });
   process.exit(1);
 }
+
+new HeapGovernor().start();
 
 function shutdown(signal: string, exitCode = 0): void {
   if (stopping) {
