@@ -13,11 +13,11 @@
  * when the heap stands `growthBytes` above that low point it runs `gcAndSweep()`: a synchronous
  * full collection whose sweep frees the dead buffers' memory at once, and which keeps the
  * compiled code (`Bun.gc(true)` throws it away and holds the thread ~20 ms more; `Bun.gc(false)`
- * was measured to collect nothing at all, in a probe script). A full collection costs
- * about what is alive (~60 ms for 84 MB of small objects on the benchmark machine), so after one
- * that took d ms the next waits at least 19 d ms: the governor never takes more than a twentieth
- * of the thread, even in a flood whose live heap keeps growing (at a tenth, a verified flood
- * collected every ~1 s for 60-145 ms and ran ~6% slower in two pairs). Process-wide: `main.ts` starts one.
+ * was measured to collect nothing at all, in a probe script). A full collection costs about what
+ * is alive (~60 ms for 84 MB of small objects on the benchmark machine), so after one that took
+ * d ms the next waits at least 19 d ms: the governor never takes more than a twentieth of the
+ * thread, even in a flood whose live heap keeps growing (at a tenth, a verified flood collected
+ * every ~1 s for 60-145 ms and ran ~6% slower in two pairs). Process-wide: `main.ts` starts one.
  */
 import { gcAndSweep, heapSize } from 'bun:jsc';
 
@@ -48,15 +48,11 @@ export class HeapGovernor {
     return this.#collections;
   }
 
+  /** Checks every `intervalMs` for the life of the process (the timer does not keep it alive). */
   start(): void {
     if (this.#timer) return;
     this.#timer = setInterval(() => this.check(), this.#options.intervalMs);
     this.#timer.unref();
-  }
-
-  stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
   }
 
   /** One look at the heap; collects when it has grown enough. Returns whether it collected. */

@@ -4,7 +4,7 @@ import { HeapGovernor } from '../../src/lib/heap-governor.ts';
 
 const MB = 1024 * 1024;
 
-/** Holds 24 MB in buffers until released, long enough to survive an eden collection, as queued frames do. */
+/** 24 MB of buffers held long enough to survive an eden collection, as queued frames are. */
 const holder: { buffers: Uint8Array[] } = { buffers: [] };
 function promoteBuffers(): void {
   for (let i = 0; i < 240; i++) holder.buffers.push(new Uint8Array(100 * 1024).fill(i));
