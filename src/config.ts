@@ -187,7 +187,8 @@ function readUrl(read: Reader, name: string, fallback: string, protocols: readon
 function readPostgresUrl(read: Reader, name: string): string | null {
   const raw = read(name);
   if (raw === undefined) return null;
-  const allowed = 'expected postgres://user:password@host:port/database (or unset for the embedded server)';
+  const allowed =
+    'expected postgres://user:password@host:port/database, for a Unix socket postgres://user@localhost/database?host=/run/postgresql (or unset for the embedded server)';
   try {
     const url = new URL(raw);
     if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('protocol');

@@ -16,6 +16,8 @@
  *
  * Rows reach the code as camelCase (`postgres.camel`). int8 values are parsed as JavaScript
  * numbers: every int8 we store (sequence numbers, counters, sizes) stays far below 2^53.
+ *
+ * The URL may name a Unix-domain socket the way libpq does (see `postgresTarget`).
  */
 import postgres from 'postgres';
 import { Semaphore } from '../lib/semaphore.ts';
@@ -56,6 +58,30 @@ const CONNECTION_ERROR_CODES = new Set([
 ]);
 const STATEMENT_TIMEOUT_CODE = '57014';
 
+/**
+ * Where postgres.js connects for a connection URL, libpq's Unix-domain socket forms included: a
+ * `host` query parameter (`postgres://user@localhost/db?host=/run/postgresql`) or a
+ * percent-encoded folder as the host (`postgres://user@%2Frun%2Fpostgresql/db`) names the folder
+ * holding the socket `.s.PGSQL.<port>`. Given such a URL as it is, postgres.js sends `host` to the
+ * server as a setting (which the server refuses) or looks the folder up as a host name; so the
+ * host goes in its `host` option instead. Any other URL is passed on untouched.
+ */
+export function postgresTarget(url: string): { url: string; host: string | undefined } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url, host: undefined }; // postgres.js reads more than URL does (several hosts)
+  }
+  const hostParameter = parsed.searchParams.get('host');
+  if (hostParameter !== null) {
+    parsed.searchParams.delete('host');
+    return { url: parsed.href, host: hostParameter };
+  }
+  const hostname = decodeURIComponent(parsed.hostname);
+  return { url, host: hostname.startsWith('/') ? hostname : undefined };
+}
+
 export class Database {
   readonly #sql: Sql;
   readonly #writerSql: Sql;
@@ -65,8 +91,10 @@ export class Database {
 
   constructor(options: DatabaseOptions) {
     this.#slots = new Semaphore(options.poolSize);
+    const target = postgresTarget(options.url);
     const connect = (max: number): Sql =>
-      postgres(options.url, {
+      postgres(target.url, {
+        host: target.host,
         max,
         connect_timeout: options.connectTimeoutSeconds ?? 10,
         idle_timeout: 60,

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { Database } from '../../src/db/database.ts';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Database, postgresTarget } from '../../src/db/database.ts';
+import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
+import { createLogger } from '../../src/log.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let server: TestDatabase;
@@ -48,4 +53,32 @@ describe('beginOnWriterConnection', () => {
     const [row] = await db.run((sql) => sql<{ n: number }[]>`select count(*)::int4 as n from writer_probe`);
     expect(row?.n).toBe(0);
   });
+});
+
+describe('a Unix-domain socket named the way libpq names it', () => {
+  test('postgresTarget moves the socket folder into the host option and leaves other URLs alone', () => {
+    expect(postgresTarget('postgres://u:p@localhost:5433/db?host=/run/postgresql')).toEqual({ url: 'postgres://u:p@localhost:5433/db', host: '/run/postgresql' });
+    expect(postgresTarget('postgres://u:p@%2Frun%2Fpostgresql:5433/db')).toEqual({ url: 'postgres://u:p@%2Frun%2Fpostgresql:5433/db', host: '/run/postgresql' });
+    expect(postgresTarget('postgres://u:p@db.example:5432/db?sslmode=require')).toEqual({ url: 'postgres://u:p@db.example:5432/db?sslmode=require', host: undefined });
+  });
+
+  test('a ?host=/folder URL connects through the socket in that folder', async () => {
+    const socketDir = await mkdtemp(join(tmpdir(), 'aqueduct-socket-'));
+    const dataDir = await mkdtemp(join(tmpdir(), 'aqueduct-test-socket-'));
+    await chmod(socketDir, 0o777); // as root the server runs as the postgres user, who creates the socket here
+    await chmod(dataDir, 0o755);
+    const server = await startEmbeddedPostgres({ dataDir, log: createLogger('warn'), settings: { unix_socket_directories: socketDir } });
+    const url = new URL(server.url);
+    url.searchParams.set('host', socketDir);
+    const overSocket = new Database({ url: url.href, poolSize: 1 });
+    try {
+      const [row] = await overSocket.run((sql) => sql<{ tcp: string | null }[]>`select inet_server_addr()::text as tcp`);
+      expect(row?.tcp).toBeNull(); // null over a Unix socket, the address over TCP
+    } finally {
+      await overSocket.close();
+      await server.stop();
+      await rm(socketDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
