@@ -17,7 +17,8 @@ import { parseArgs } from 'node:util';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
+import type postgres from 'postgres';
+import { connectPostgres } from '../src/db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts';
 import { createLogger } from '../src/log.ts';
 import { embeddedPostgresSettings } from '../src/db/postgres-settings.ts';
@@ -162,7 +163,7 @@ async function run(name: string, scenario: Scenario) {
     }
   })();
 
-  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const sql = connectPostgres(databaseUrl, { max: 1, onnotice: () => {} });
   cleanups.push(() => sql.end({ timeout: 5 }));
   const cpuNow = async () => ({ ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()), simulator: await cpuSeconds(sim.pids) });
   const cpuStart = await cpuNow();
@@ -230,13 +231,13 @@ async function freshDatabase(): Promise<string> {
   const external = process.env.DATABASE_URL;
   if (external) {
     const name = `aqueduct_bench_${Date.now()}`;
-    const admin = postgres(external, { max: 1, onnotice: () => {} });
+    const admin = connectPostgres(external, { max: 1, onnotice: () => {} });
     await admin.unsafe(`create database ${name}`);
     await admin.end();
     const url = new URL(external);
     url.pathname = `/${name}`;
     cleanups.push(async () => {
-      const drop = postgres(external, { max: 1, onnotice: () => {} });
+      const drop = connectPostgres(external, { max: 1, onnotice: () => {} });
       await drop.unsafe(`drop database if exists ${name} with (force)`);
       await drop.end();
     });
@@ -258,7 +259,7 @@ async function preload(url: string, records: number): Promise<void> {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: url, FIREHOSE_ENABLED: 'false', PORT: '0', LOG_LEVEL: 'warn' },
   });
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const sql = connectPostgres(url, { max: 1, onnotice: () => {} });
   while (!(await sql`select to_regclass('likes') is not null as ok`.then(([row]) => row?.ok).catch(() => false))) await Bun.sleep(100);
   app.kill('SIGTERM');
   await app.exited;

@@ -82,6 +82,15 @@ export function postgresTarget(url: string): { url: string; host: string | undef
   return { url, host: hostname.startsWith('/') ? hostname : undefined };
 }
 
+/**
+ * postgres.js connected to `url` through `postgresTarget`: how every connection to a URL is made
+ * (the pool here, the benchmark's and the tests' own connections), so a socket URL works for all.
+ */
+export function connectPostgres<T extends Record<string, postgres.PostgresType>>(url: string, options: postgres.Options<T>) {
+  const target = postgresTarget(url);
+  return postgres(target.url, { ...options, host: target.host });
+}
+
 export class Database {
   readonly #sql: Sql;
   readonly #writerSql: Sql;
@@ -91,10 +100,8 @@ export class Database {
 
   constructor(options: DatabaseOptions) {
     this.#slots = new Semaphore(options.poolSize);
-    const target = postgresTarget(options.url);
     const connect = (max: number): Sql =>
-      postgres(target.url, {
-        host: target.host,
+      connectPostgres(options.url, {
         max,
         connect_timeout: options.connectTimeoutSeconds ?? 10,
         idle_timeout: 60,

@@ -1,7 +1,7 @@
 /**
  * Per-file databases on the test server started by `preload.ts`.
  */
-import postgres from 'postgres';
+import { connectPostgres } from '../../src/db/database.ts';
 
 export interface TestDatabase {
   readonly url: string;
@@ -18,7 +18,7 @@ export function testServerUrl(): string {
 export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
   const server = new URL(testServerUrl());
   const name = `${prefix}_${crypto.randomUUID().replaceAll('-', '').slice(0, 16)}`;
-  const admin = postgres(server.href, { max: 1, onnotice: () => {} });
+  const admin = connectPostgres(server.href, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`create database ${name}`);
   } finally {
@@ -30,7 +30,7 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
     url: url.href,
     name,
     drop: async () => {
-      const sql = postgres(server.href, { max: 1, onnotice: () => {} });
+      const sql = connectPostgres(server.href, { max: 1, onnotice: () => {} });
       try {
         await sql.unsafe(`drop database if exists ${name} with (force)`);
       } finally {
