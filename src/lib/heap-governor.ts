@@ -30,7 +30,7 @@ export interface HeapGovernorOptions {
 /** After a collection of d ms, wait 19 d ms: at most a twentieth of the thread's time. */
 const MAX_SHARE_BACKOFF = 19;
 
-export const DEFAULT_HEAP_GOVERNOR: HeapGovernorOptions = { growthBytes: 32 * 1024 * 1024, intervalMs: 250 };
+const DEFAULT_HEAP_GOVERNOR: HeapGovernorOptions = { growthBytes: 32 * 1024 * 1024, intervalMs: 250 };
 
 export class HeapGovernor {
   readonly #options: HeapGovernorOptions;
