@@ -5,8 +5,9 @@
  * worker thread (`verify-worker.ts`) beside it that fetches DID documents. While the firehose is
  * light (below LIGHT_LOAD_PER_SECOND commits) a commit is checked right here, ~70 us: a message to
  * an idle thread wakes it, which costs both threads more than the check. When it is busy, checks
- * go to the worker with their key in batches (see SEND_AT), so the thread that reads the socket
- * and writes batches spends ~2 us per commit on verification instead of ~50 us. A key not cached
+ * go to the worker with their key in batches (see SEND_AT), packed into one transferred buffer (the
+ * protocol is in verify-worker.ts), so the thread that reads the socket and writes batches spends
+ * ~2 us per commit on verification instead of ~50 us. A key not cached
  * is fetched by the worker (a prefetch waits its turn behind other prefetches; a commit waiting
  * for its key hurries it). A failed check is decided by the cache's policy (a refetch of a key
  * that is not fresh), on this thread: bad signatures are rare. If the worker dies, a new one is
@@ -234,27 +235,48 @@ export class WorkerVerifier implements CommitVerifier {
   }
 
   #send(box: Outbox): void {
-    this.#unanswered += box.checks.length;
+    let count = 0;
+    let byteLength = 0;
+    for (const id of box.checks) {
+      const check = this.#checks.get(id);
+      if (!check) continue;
+      count++;
+      byteLength += check.key.length + check.sig.length + check.unsigned.length;
+    }
+    this.#unanswered += count;
+    // the checks packed into one buffer, transferred: see the protocol in verify-worker.ts
+    const buffer = new ArrayBuffer(count * 20 + byteLength);
+    const ids = new Float64Array(buffer, 0, count);
+    const sizes = new Uint32Array(buffer, count * 8, count * 3);
+    const bytes = new Uint8Array(buffer, count * 20);
+    let index = 0;
+    let at = 0;
+    for (const id of box.checks) {
+      const check = this.#checks.get(id);
+      if (!check) continue;
+      ids[index] = id;
+      sizes[3 * index] = check.key.length;
+      sizes[3 * index + 1] = check.sig.length;
+      sizes[3 * index + 2] = check.unsigned.length;
+      bytes.set(check.key, at);
+      at += check.key.length;
+      bytes.set(check.sig, at);
+      at += check.sig.length;
+      bytes.set(check.unsigned, at);
+      at += check.unsigned.length;
+      index++;
+    }
     const message: WorkMessage = {
       type: 'work',
-      ids: [],
-      unsigned: [],
-      sigs: [],
-      keys: [],
+      ids,
+      sizes,
+      bytes,
       resolveIds: [],
       resolveDids: [],
       prefetch: [],
       hurry: box.hurry,
       invalidate: box.invalidate,
     };
-    for (const id of box.checks) {
-      const check = this.#checks.get(id);
-      if (!check) continue;
-      message.ids.push(id);
-      message.unsigned.push(check.unsigned);
-      message.sigs.push(check.sig);
-      message.keys.push(check.key);
-    }
     for (const id of box.resolutions) {
       const resolution = this.#resolutions.get(id);
       if (!resolution) continue;
@@ -262,7 +284,7 @@ export class WorkerVerifier implements CommitVerifier {
       message.resolveDids.push(resolution.did);
       message.prefetch.push(resolution.prefetch);
     }
-    this.#worker.postMessage(message);
+    this.#worker.postMessage(message, [buffer]);
   }
 
   #answerChecks(message: CheckedMessage): void {
@@ -273,7 +295,7 @@ export class WorkerVerifier implements CommitVerifier {
       if (!check) continue;
       this.#checks.delete(id);
       this.checksOnWorker++;
-      check.resolve(message.valid[index] === true);
+      check.resolve(message.valid[index] === 1);
     }
   }
 

@@ -6,12 +6,17 @@
  * behind a circuit breaker per host), and ~50 us secp256k1 checks beside the thread that reads the
  * socket and writes batches, on the second core.
  * Protocol (see `verifier.ts`): `{ type: 'init', plcUrl }` once, answered `{ type: 'ready' }`;
- * then `{ type: 'work', ids, unsigned, sigs, keys, resolveIds, resolveDids, prefetch, hurry,
- * invalidate }`: the checks (`keys`: uncompressed secp256k1 points) are answered at once, in one
- * `{ type: 'checked', ids, valid }`; each resolution (request ids beside their DIDs; `prefetch`
- * flags the ones that may wait) is answered as its document arrives, gathered per turn into
- * `{ type: 'resolved', ids, answers }`. At most PREFETCH_CONCURRENCY prefetches run at once, the
- * others wait in order; a DID in `hurry` (a commit waits for it) starts at once. Never throws:
+ * then `{ type: 'work', ids, sizes, bytes, resolveIds, resolveDids, prefetch, hurry, invalidate }`.
+ * The checks come packed: `ids`, `sizes` and `bytes` are views over one ArrayBuffer that the
+ * pipeline's thread transferred (a structured clone copies each Uint8Array it meets, with the
+ * whole buffer under it: a frame's, for a commit's bytes). Check i is `ids[i]`; `sizes[3i]`,
+ * `sizes[3i+1]`, `sizes[3i+2]` are the lengths of its key (an uncompressed secp256k1 point), its
+ * sig and its unsigned commit, which follow one another in `bytes` in that order, check after
+ * check. They are answered at once, in one `{ type: 'checked', ids, valid }` (`ids` the same view,
+ * its buffer transferred back; `valid[i]` 1 or 0). Each resolution (request ids beside their DIDs;
+ * `prefetch` flags the ones that may wait) is answered as its document arrives, gathered per turn
+ * into `{ type: 'resolved', ids, answers }`. At most PREFETCH_CONCURRENCY prefetches run at once,
+ * the others wait in order; a DID in `hurry` (a commit waits for it) starts at once. Never throws:
  * every answer is a signing key (or null: the document has none) or a failure the pipeline's
  * thread rebuilds as a `DidResolutionError`.
  */
@@ -27,11 +32,12 @@ export interface InitMessage {
 }
 export interface WorkMessage {
   readonly type: 'work';
-  readonly ids: number[];
-  readonly unsigned: Uint8Array[];
-  readonly sigs: Uint8Array[];
-  /** uncompressed secp256k1 points, one per check */
-  readonly keys: Uint8Array[];
+  /** the checks' request ids; `ids`, `sizes` and `bytes` share one transferred ArrayBuffer */
+  readonly ids: Float64Array;
+  /** per check: the length of its key, of its sig, of its unsigned commit */
+  readonly sizes: Uint32Array;
+  /** per check, in order: key (uncompressed secp256k1 point), sig, unsigned commit */
+  readonly bytes: Uint8Array;
   readonly resolveIds: number[];
   readonly resolveDids: string[];
   /** per resolution: true when it only prepares a later commit and may wait its turn */
@@ -41,8 +47,10 @@ export interface WorkMessage {
 }
 export interface CheckedMessage {
   readonly type: 'checked';
-  readonly ids: number[];
-  readonly valid: boolean[];
+  /** the work message's `ids`, its buffer transferred back */
+  readonly ids: Float64Array;
+  /** per check: 1 when the signature is valid, else 0 */
+  readonly valid: Uint8Array;
 }
 /** A resolution's answer: the document's signing key, or why there is none. */
 export type ResolveAnswer =
@@ -75,13 +83,7 @@ self.onmessage = (event: MessageEvent<InitMessage | WorkMessage>) => {
   const keys = resolver;
   if (!keys) return;
   for (const did of message.invalidate) keys.invalidate(did);
-  if (message.ids.length) {
-    const checked: CheckedMessage = { type: 'checked', ids: message.ids, valid: [] };
-    for (let index = 0; index < message.ids.length; index++) {
-      checked.valid.push(verifySecp256k1Signature(message.unsigned[index]!, message.sigs[index]!, message.keys[index]!));
-    }
-    self.postMessage(checked);
-  }
+  if (message.ids.length) self.postMessage(check(message), [message.ids.buffer]);
   for (let index = 0; index < message.resolveIds.length; index++) {
     const id = message.resolveIds[index]!;
     const did = message.resolveDids[index]!;
@@ -94,6 +96,20 @@ self.onmessage = (event: MessageEvent<InitMessage | WorkMessage>) => {
     for (const id of ids ?? []) start(keys, id, did);
   }
 };
+
+/** Checks the packed signatures of a work message. */
+function check({ ids, sizes, bytes }: WorkMessage): CheckedMessage {
+  const valid = new Uint8Array(ids.length);
+  let at = 0;
+  for (let index = 0; index < ids.length; index++) {
+    const keyEnd = at + sizes[3 * index]!;
+    const sigEnd = keyEnd + sizes[3 * index + 1]!;
+    const end = sigEnd + sizes[3 * index + 2]!;
+    valid[index] = verifySecp256k1Signature(bytes.subarray(sigEnd, end), bytes.subarray(keyEnd, sigEnd), bytes.subarray(at, keyEnd)) ? 1 : 0;
+    at = end;
+  }
+  return { type: 'checked', ids, valid };
+}
 
 function wait(id: number, did: string): void {
   const ids = waitingIds.get(did);

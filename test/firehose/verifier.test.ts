@@ -43,14 +43,18 @@ describe('WorkerVerifier', () => {
       expect(await verifier.verify(did(12), unsigned(0), new Uint8Array(64))).toBe('key-unavailable');
       expect(verifier.checksOnWorker).toBe(0);
 
-      // busy: more commits in a second than the light limit; every 7th is signed by the wrong key
+      // busy: more commits in a second than the light limit, packed for the worker with their
+      // sizes; every 7th is signed by the wrong key, every 13th has its sig cut short by a byte
+      // (both views into larger buffers), every 17th signs nothing
       const expected: string[] = [];
       const outcomes: Promise<string>[] = [];
       for (let n = 0; n < 3000; n++) {
         const repo = did(n % 11);
         const signer = n % 7 === 0 ? k256Signer(99) : signers.get(repo)!;
-        expected.push(n % 7 === 0 ? 'bad-signature' : 'ok');
-        outcomes.push(verifier.verify(repo, unsigned(n), signer.sign(unsigned(n))));
+        const message = n % 17 === 0 ? new Uint8Array(0) : unsigned(n);
+        const sig = signer.sign(message);
+        expected.push(n % 7 === 0 || n % 13 === 0 ? 'bad-signature' : 'ok');
+        outcomes.push(verifier.verify(repo, message, n % 13 === 0 ? sig.subarray(0, 63) : sig));
       }
       expect(await Promise.all(outcomes)).toEqual(expected);
       expect(verifier.checksOnWorker).toBeGreaterThan(1000);
