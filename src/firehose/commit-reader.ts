@@ -34,10 +34,10 @@ export class CommitReadError extends ReasonError<CommitReadErrorReason> {
 export interface SignedCommit {
   did: string;
   version: number;
-  /** MST root CID (base32 string) */
-  data: string;
+  /** MST root CID (binary in `.bytes`; `$link`, base32, is made when asked) */
+  data: CidLinkWrapper;
   rev: string;
-  prev: string | null;
+  prev: CidLinkWrapper | null;
   sig: Uint8Array;
   /** DAG-CBOR of the commit without `sig`: the signed message */
   unsignedBytes: Uint8Array;
@@ -105,9 +105,9 @@ const cidBytesInto = (cid: string): boolean => {
 /** The block number of the block named by a CID string, or -1. */
 const lookup = (index: CarIndex, cid: string): number => (cidBytesInto(cid) ? index.find(scratchCid) : -1);
 
-const checkHash = (cid: string, index: CarIndex, block: number, bytes: Uint8Array): void => {
+const checkHash = (cid: string | CidLinkWrapper, index: CarIndex, block: number, bytes: Uint8Array): void => {
   if (!sha256Equals(bytes, index.car, index.digestOffsetOf(block))) {
-    throw new CommitReadError('block-hash-mismatch', `block ${cid} does not hash to its CID`);
+    throw new CommitReadError('block-hash-mismatch', `block ${typeof cid === 'string' ? cid : cid.$link} does not hash to its CID`);
   }
 };
 
@@ -135,9 +135,9 @@ const readSignedCommit = (frame: CommitInput, bytes: Uint8Array): SignedCommit =
   return {
     did,
     version,
-    data: data.$link,
+    data,
     rev,
-    prev: prev ? prev.$link : null,
+    prev: prev ?? null,
     sig: sig.buf,
     unsignedBytes,
   };
@@ -157,9 +157,9 @@ export const readCommit = (frame: CommitInput, options: ReadCommitOptions = {}):
   const verifyHashes = options.verifyBlockHashes ?? true;
   const blocks = indexCar(frame.blocks);
 
-  const commitBlock = lookup(blocks, frame.commit);
+  const commitBlock = blocks.find(frame.commit.bytes);
   if (commitBlock === -1) {
-    throw new CommitReadError('missing-commit-block', `commit block ${frame.commit} not in CAR`);
+    throw new CommitReadError('missing-commit-block', `commit block ${frame.commit.$link} not in CAR`);
   }
   const commitBytes = blocks.bytesOf(commitBlock);
   if (verifyHashes) checkHash(frame.commit, blocks, commitBlock, commitBytes);

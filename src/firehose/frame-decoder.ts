@@ -2,7 +2,9 @@
 //
 // Owns the wire format of a frame: a DAG-CBOR header `{op, t}` immediately followed by a DAG-CBOR
 // body. Promises: pure and synchronous; every field the caller reads is type-checked here; the
-// `blocks` CAR slice is a zero-copy view into the input (keep the input alive, do not mutate it);
+// `blocks` CAR slice is a zero-copy view into the input (keep the input alive, do not mutate it),
+// and so are the CIDs nothing stores as text (`commit`, `ops[].prev`: CidLinkWrappers whose base32
+// `$link` is only made when read; `ops[].cid`, stored, is a string);
 // malformed input throws a FrameError whose `reason` is one of a small fixed set, so the caller can
 // count and skip it. Unknown message types are returned as `kind: 'unknown'` (with their seq when
 // they carry a valid one) rather than thrown, so the cursor can still advance past them. DAG-CBOR is
@@ -26,8 +28,8 @@ export interface RepoOp {
   rkey: string;
   /** new record CID (base32 string) for create/update; null for delete */
   cid: string | null;
-  /** previous record CID, present only when the relay sent it (sync v1.1) */
-  prev?: string | null;
+  /** previous record CID (binary in `.bytes`, base32 `$link` made when asked), present only when the relay sent it (sync v1.1) */
+  prev?: CidLinkWrapper | null;
 }
 
 export interface CommitFrame {
@@ -36,8 +38,8 @@ export interface CommitFrame {
   repo: string;
   rev: string;
   since: string | null;
-  /** commit block CID (base32 string) */
-  commit: string;
+  /** commit block CID, binary (`.bytes`, a view into the frame bytes); its base32 `$link` is made when asked */
+  commit: CidLinkWrapper;
   /** CAR slice; a view into the frame bytes */
   blocks: Uint8Array;
   ops: RepoOp[];
@@ -177,12 +179,14 @@ const readBytes = (body: CborMap, field: string): Uint8Array => {
   return value.buf;
 };
 
-const cidString = (value: unknown, field: string): string => {
+const cidLink = (value: unknown, field: string): CidLinkWrapper => {
   if (!(value instanceof CidLinkWrapper) || value.bytes[1] !== CODEC_DCBOR) {
     throw fieldError(field, 'a dag-cbor cid-link');
   }
-  return value.$link;
+  return value;
 };
+
+const cidString = (value: unknown, field: string): string => cidLink(value, field).$link;
 
 const readOp = (value: unknown): RepoOp => {
   if (!isMap(value)) throw fieldError('ops[]', 'a map');
@@ -210,7 +214,7 @@ const readOp = (value: unknown): RepoOp => {
   }
   const op: RepoOp = { action, collection, rkey, cid };
   const prev = value.prev;
-  if (prev !== undefined) op.prev = prev === null ? null : cidString(prev, 'ops[].prev');
+  if (prev !== undefined) op.prev = prev === null ? null : cidLink(prev, 'ops[].prev');
   return op;
 };
 
@@ -231,7 +235,7 @@ const readCommit = (body: CborMap): CommitFrame => {
     repo: readDid(body, 'repo'),
     rev: readTid(body, 'rev'),
     since,
-    commit: cidString(body.commit, 'commit'),
+    commit: cidLink(body.commit, 'commit'),
     blocks: readBytes(body, 'blocks'),
     ops,
     time: readTime(body),

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { fromUint8Array } from '@atcute/car';
-import { decode, encode, toBytes, toCidLink } from '@atcute/cbor';
+import { CidLinkWrapper, decode, encode, toBytes, toCidLink } from '@atcute/cbor';
 import { toString as cidToString } from '@atcute/cid';
 
 import { CommitReadError, readCommit, readRecords, type CommitReadErrorReason } from '../../src/firehose/commit-reader.ts';
@@ -40,7 +40,7 @@ describe('readCommit: a real signed commit', () => {
 
   test('returns the commit fields and the signed bytes', () => {
     const { commit } = readCommit(frame);
-    expect(commit).toEqual({
+    expect({ ...commit, data: commit.data.$link }).toEqual({
       did: DID,
       version: 3,
       data: cidString(built.mstBlock.cid),
@@ -156,10 +156,10 @@ describe('readCommit: malformed input', () => {
       'missing-record-block',
     ],
     [
-      'a commit CID string of the wrong length',
+      'a commit CID of the wrong length',
       () => {
         const f = commitFrame();
-        return { ...f, commit: `${f.commit}a` };
+        return { ...f, commit: new CidLinkWrapper(new Uint8Array([...f.commit.bytes, 0])) };
       },
       'missing-commit-block',
     ],
@@ -173,7 +173,7 @@ describe('readCommit: malformed input', () => {
       'commit block is not a map',
       () => {
         const f = commitFrame({ carBlocks: (b) => [notAMap, b.mstBlock, ...b.recordBlocks] });
-        return { ...f, commit: cidString(notAMap.cid) };
+        return { ...f, commit: new CidLinkWrapper(notAMap.cid.bytes) };
       },
       'bad-commit',
     ],
@@ -186,7 +186,7 @@ describe('readCommit: malformed input', () => {
         const f = decodeFrame(b.frame) as CommitFrame;
         return {
           ...f,
-          commit: cidString(commitBlock.cid),
+          commit: new CidLinkWrapper(commitBlock.cid.bytes),
           blocks: writeCar([commitBlock.cid], [commitBlock, b.mstBlock, ...b.recordBlocks]),
         };
       },
@@ -230,7 +230,7 @@ describe('readCommit: malformed input', () => {
     const f = decodeFrame(b.frame) as CommitFrame;
     const { commit } = readCommit({
       ...f,
-      commit: cidString(commitBlock.cid),
+      commit: new CidLinkWrapper(commitBlock.cid.bytes),
       blocks: writeCar([commitBlock.cid], [commitBlock, b.mstBlock, ...b.recordBlocks]),
     });
     expect(verifyCommitSignature(commit.unsignedBytes, commit.sig, parseDidKey(k256Signer().didKey))).toBe(false);
@@ -244,7 +244,7 @@ describe('readCommit over simulator commits: what @atcute/car and @atcute/cbor r
     for (const frame of frames) {
       const blocks = new Map([...fromUint8Array(frame.blocks)].map((entry) => [cidToString(entry.cid), entry.bytes]));
       const { commit, records } = readCommit(frame);
-      const { sig: _sig, ...unsigned } = decode(blocks.get(frame.commit)!) as Record<string, unknown>;
+      const { sig: _sig, ...unsigned } = decode(blocks.get(frame.commit.$link)!) as Record<string, unknown>;
       expect(commit.unsignedBytes).toEqual(encode(unsigned));
       for (const op of frame.ops) {
         if (op.cid !== null) expect(records.get(op.cid)).toStrictEqual(decode(blocks.get(op.cid)!));

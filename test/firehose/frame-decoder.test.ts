@@ -36,7 +36,8 @@ const rawCid = toCidLink(fromDigest(0x55, sha256(new Uint8Array([1]))));
 describe('decodeFrame: valid frames', () => {
   test('#commit', () => {
     const frame = decodeFrame(built.frame);
-    expect(frame).toEqual({
+    if (frame.kind !== 'commit') throw new Error('expected a commit');
+    expect({ ...frame, commit: frame.commit.$link }).toEqual({
       kind: 'commit',
       seq: 42,
       repo: DID,
@@ -77,10 +78,10 @@ describe('decodeFrame: valid frames', () => {
     );
     if (frame.kind !== 'commit') throw new Error('expected a commit');
     expect(frame.since).toBe('3kdgkpd4rv22b');
-    expect(frame.ops).toEqual([
+    expect(frame.ops.map((op) => (op.prev ? { ...op, prev: op.prev.$link } : op))).toEqual([
       { action: 'delete', collection: 'app.bsky.feed.like', rkey: '3kabc', cid: null },
-      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit, prev: frame.commit },
-      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit, prev: null },
+      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit.$link, prev: frame.commit.$link },
+      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit.$link, prev: null },
     ]);
   });
 

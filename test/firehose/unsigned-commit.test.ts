@@ -1,6 +1,5 @@
 import { describe, expect, test } from 'bun:test';
 import { decode, encode, toBytes, toCidLink } from '@atcute/cbor';
-import { fromString } from '@atcute/cid';
 
 import { CarIndex } from '../../src/firehose/car-index.ts';
 import { decodeFrame, type CommitFrame } from '../../src/firehose/frame-decoder.ts';
@@ -18,7 +17,7 @@ const reencoded = (block: Uint8Array): Uint8Array => {
 const commitBlocks = simulatorFrames({ seed: 'unsigned-commit', accounts: 200, commits: 1000 }).map((bytes) => {
   const frame = decodeFrame(bytes) as CommitFrame;
   const index = new CarIndex(frame.blocks);
-  const block = index.find(fromString(frame.commit).bytes);
+  const block = index.find(frame.commit.bytes);
   if (block === -1) throw new Error('commit block not in CAR');
   return index.bytesOf(block);
 });
