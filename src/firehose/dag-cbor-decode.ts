@@ -8,7 +8,8 @@
 //   - a map key of up to 24 ASCII bytes is looked up in a small cache keyed by its bytes instead
 //     of being turned into a new string by a native call each time;
 //   - a CID becomes a CidLinkWrapper over one view of its 36 bytes (the library makes five views
-//     and a CID object to get there).
+//     and a CID object to get there);
+//   - an ASCII string is read in one native call (Latin-1), without a view or a UTF-8 decoder.
 // Kept in step with the library by hand: re-run the tests after upgrading @atcute/cbor.
 import { BytesWrapper, CidLinkWrapper } from '@atcute/cbor';
 
@@ -104,19 +105,17 @@ const readString = (state: State, length: number): string => {
   return decodeUtf8(state.b, start, length);
 };
 
+// Bun's Buffer method, which reads any Uint8Array: one native call, no view made
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }).latin1Slice;
+
 const decodeUtf8 = (buf: Uint8Array, start: number, length: number): string => {
-  if (length <= 24) {
-    let ascii = '';
-    let i = 0;
-    for (; i < length; i++) {
-      const byte = buf[start + i]!;
-      if (byte >= 0x80) break;
-      ascii += String.fromCharCode(byte);
-    }
-    if (i === length) return ascii;
-  }
+  const end = start + length;
+  let high = 0;
+  for (let i = start; i < end; i++) high |= buf[i]!;
+  // ASCII (most strings: URIs, CIDs, dates, handles) reads the same as Latin-1, and is valid UTF-8
+  if (high < 0x80) return latin1Slice.call(buf, start, end);
   try {
-    return utf8.decode(buf.subarray(start, start + length));
+    return utf8.decode(buf.subarray(start, end));
   } catch {
     throw new TypeError(`input is not valid utf-8`);
   }
