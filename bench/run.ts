@@ -15,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type postgres from 'postgres';
 import { connectPostgres } from '../src/db/database.ts';
@@ -330,6 +330,11 @@ async function startSimProcess(scenario: Scenario, port: number, extra: string[]
     '--port', String(port), '--seed', '1', '--accounts', String(scenario.accounts), ...extra,
   ];
   const child = Bun.spawn(args, { cwd: ROOT, stdout: 'pipe', stderr: 'inherit' });
+  // Paced, the simulator runs at the lowest priority. It keeps every account's repo in its heap
+  // (2.3M objects at 100,000 commits), and each full collection of it took 1-2 s at more than a
+  // core every ~12 s of a 2,000/s run: the ingester fell behind for those seconds, which read as
+  // ingester lag (session 6, docs/performance.md). A real relay runs on another machine.
+  if (scenario.rate) setPriority(child.pid, 19);
   cleanups.push(async () => {
     child.kill('SIGTERM');
     await child.exited;

@@ -217,8 +217,15 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     return false;
   };
 
+  // Corked: everything due leaves in one write instead of a system call per frame, as a busy relay
+  // fills its socket. flood-noverify 100k, four alternating pairs: the relay's CPU per commit
+  // 25 / 14 / 12 / 17 -> 16 / 10 / 10 / 12 us (the simulator shares the box with the ingester).
   const pump = (ws: Socket): void => {
     const sub = ws.data;
+    ws.cork(() => pumpCorked(ws, sub));
+  };
+
+  const pumpCorked = (ws: Socket, sub: Socket['data']): void => {
     let budget = PUMP_BUDGET;
     while (sub.open && !sub.blocked && sub.next < released && budget-- > 0) {
       if (sub.next < log.start) {
