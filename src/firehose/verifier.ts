@@ -56,6 +56,8 @@ export class InlineVerifier implements CommitVerifier {
 
 /** A check waiting for the worker's answer. */
 interface Check {
+  /** its request id, the key of `#checks` */
+  readonly id: number;
   readonly unsigned: Uint8Array;
   readonly sig: Uint8Array;
   readonly key: Uint8Array;
@@ -177,7 +179,7 @@ export class WorkerVerifier implements CommitVerifier {
     if (key.type === 'secp256k1') {
       const valid = await new Promise<boolean>((resolve) => {
         const id = this.#nextId++;
-        this.#checks.set(id, { unsigned, sig, key: key.uncompressed, resolve });
+        this.#checks.set(id, { id, unsigned, sig, key: key.uncompressed, resolve });
         const box = this.#box();
         box.checks.push(id);
         if (box.checks.length >= SEND_AT) this.#flush();
@@ -235,26 +237,24 @@ export class WorkerVerifier implements CommitVerifier {
   }
 
   #send(box: Outbox): void {
-    let count = 0;
+    const checks: Check[] = [];
     let byteLength = 0;
     for (const id of box.checks) {
       const check = this.#checks.get(id);
       if (!check) continue;
-      count++;
+      checks.push(check);
       byteLength += check.key.length + check.sig.length + check.unsigned.length;
     }
+    const count = checks.length;
     this.#unanswered += count;
     // the checks packed into one buffer, transferred: see the protocol in verify-worker.ts
     const buffer = new ArrayBuffer(count * 20 + byteLength);
     const ids = new Float64Array(buffer, 0, count);
     const sizes = new Uint32Array(buffer, count * 8, count * 3);
     const bytes = new Uint8Array(buffer, count * 20);
-    let index = 0;
     let at = 0;
-    for (const id of box.checks) {
-      const check = this.#checks.get(id);
-      if (!check) continue;
-      ids[index] = id;
+    checks.forEach((check, index) => {
+      ids[index] = check.id;
       sizes[3 * index] = check.key.length;
       sizes[3 * index + 1] = check.sig.length;
       sizes[3 * index + 2] = check.unsigned.length;
@@ -264,8 +264,7 @@ export class WorkerVerifier implements CommitVerifier {
       at += check.sig.length;
       bytes.set(check.unsigned, at);
       at += check.unsigned.length;
-      index++;
-    }
+    });
     const message: WorkMessage = {
       type: 'work',
       ids,
