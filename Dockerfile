@@ -13,7 +13,7 @@ RUN bun run build
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends ca-certificates tzdata libsecp256k1-1 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /home/aqueduct aqueduct \
  && mkdir /data && chown aqueduct /data

@@ -4,13 +4,14 @@
 // no network; parsing does the expensive work once (secp256k1 keys are kept uncompressed so a
 // verify skips point decompression; P-256 keys become a KeyObject); a verify never throws, it
 // answers true only for a 64-byte compact (r, s) signature with low S over SHA-256 of the message.
-//   secp256k1 (multicodec 0xe7): libsecp256k1 through the native `secp256k1` package, ~45 µs.
+//   secp256k1 (multicodec 0xe7): libsecp256k1, the system's or the npm package's (secp256k1-verify.ts), ~50-64 µs.
 //   P-256 (multicodec 0x1200): `node:crypto` verify, ~41 µs synchronous; `crypto.subtle.verify`
 //   costs ~68 µs and is asynchronous, @atcute/crypto wraps the same subtle call.
 import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { fromBase58Btc } from '@atcute/multibase';
 import secp256k1 from 'secp256k1';
 
+import { verifySecp256k1Digest } from './secp256k1-verify.ts';
 import { sha256 } from './sha256.ts';
 import { ReasonError } from '../lib/reason-error.ts';
 
@@ -138,10 +139,5 @@ export const verifyCommitSignature = (
 /** `verifyCommitSignature` for a secp256k1 key given as its uncompressed point (what the verification worker is sent). */
 export const verifySecp256k1Signature = (unsignedBytes: Uint8Array, sig: Uint8Array, uncompressed: Uint8Array): boolean => {
   if (sig.length !== 64 || !isLowS(sig, 'secp256k1')) return false;
-  try {
-    return secp256k1.ecdsaVerify(sig, sha256(unsignedBytes), uncompressed);
-  } catch {
-    // r or s out of range, or zero
-    return false;
-  }
+  return verifySecp256k1Digest(sig, sha256(unsignedBytes), uncompressed);
 };

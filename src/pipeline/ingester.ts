@@ -9,6 +9,7 @@
  */
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
+import { secp256k1Library } from '../firehose/secp256k1-verify.ts';
 import { FirehoseSubscription } from '../firehose/subscription.ts';
 import { WorkerVerifier } from '../firehose/verifier.ts';
 import type { Logger } from '../log.ts';
@@ -43,6 +44,8 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
     relay: config.relayUrl,
     cursor: committedSeq ?? (config.firehoseStart.kind === 'seq' ? `${config.firehoseStart.seq} (FIREHOSE_START)` : 'live'),
     verify: config.verifyCommits,
+    // 'system' or 'package': see secp256k1-verify.ts and the README
+    secp256k1: config.verifyCommits ? secp256k1Library : undefined,
   });
 
   const stats = new IngestStats();
