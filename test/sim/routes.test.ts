@@ -145,6 +145,7 @@ describe('the PLC directory alone (startDirectory)', () => {
         const resolved = await fetch(`${directory.url}/xrpc/com.atproto.identity.resolveHandle?handle=${account.handle}`);
         expect(await resolved.json()).toEqual({ did: account.did });
       }
+      expect((await fetch(`${directory.url}/did:plc:aaaaaaaaaaaaaaaaaaaaaaaa`)).status).toBe(404);
       const [someone] = [...sim.network.directory.withRepos()];
       const repo = await fetch(`${directory.url}/xrpc/com.atproto.sync.getRepo?did=${someone!.did}`);
       expect(repo.status).toBe(404);
