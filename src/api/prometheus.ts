@@ -95,6 +95,7 @@ export function renderPrometheus(figures: PrometheusFigures): string {
   w.family('aqueduct_unverified_commits_total', 'counter', 'Commits indexed without a signature check (signing key unavailable).', ep.unverifiedCommits);
   w.family('aqueduct_batches_total', 'counter', 'Batches committed.', ep.batchesCommitted);
   w.family('aqueduct_batch_write_errors_total', 'counter', 'Batch writes that failed and were retried or split.', ep.batchWriteErrors);
+  w.family('aqueduct_batches_rewritten_total', 'counter', 'Batches that met records already stored (replays) and were written again absorbing them.', ep.batchesRewritten);
   w.family('aqueduct_new_actors_total', 'counter', 'Actors first seen and inserted.', ep.newActors);
   w.family('aqueduct_events_per_second', 'gauge', 'Committed events per second, averaged over a window.', [
     { labels: { window: '1s' }, value: ep.eventsPerSecond.last1s },

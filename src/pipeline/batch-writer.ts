@@ -18,6 +18,11 @@
  * statement fails, the ones sent after it fail too ("transaction aborted"); the error thrown is
  * always the first in the order sent, so the pipeline sees the real one (a value the database
  * refuses is then bisected to its event, not retried forever).
+ *
+ * A batch is first written as if every key it creates were new (table-writers.ts: no conflict
+ * check, which is most of an insert's extra cost); when a key is already stored (a replay after a
+ * restart, or a relay sending an event again) the transaction fails with unique_violation and the
+ * same batch is written again, absorbing what is there (`rewritten` in the result).
  */
 import type { Database, TransactionSql } from '../db/database.ts';
 import { intArray, textArray } from '../db/pg-array.ts';
@@ -29,9 +34,22 @@ import { deleteAuthors, deleteKeys, insertRows, type KeyedRow } from './table-wr
 
 export interface BatchWriteResult {
   readonly newActors: number;
+  /** The batch met keys already stored and was written a second time, absorbing them. */
+  readonly rewritten: boolean;
 }
 
+const UNIQUE_VIOLATION = '23505';
+
 export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: string, batch: Batch): Promise<BatchWriteResult> {
+  try {
+    return await writeOnce(db, actorIds, relayUrl, batch, false);
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== UNIQUE_VIOLATION) throw error;
+    return await writeOnce(db, actorIds, relayUrl, batch, true);
+  }
+}
+
+async function writeOnce(db: Database, actorIds: ActorIds, relayUrl: string, batch: Batch, absorb: boolean): Promise<BatchWriteResult> {
   let learnt: ReadonlyArray<readonly [string, number]> = [];
   const result = await db.beginOnWriterConnection(async (sql) => {
     const actors = await actorIds.resolve(sql, batch.dids);
@@ -43,12 +61,18 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
       return id;
     };
     const statements: Array<Promise<unknown>> = [];
-    if (actors.created.length) statements.push(enqueueIdentity(sql, actors.created.map(idOf), 'new'));
+    // a statement may fail while the next table's are built: it is awaited below (allInOrder),
+    // so its rejection must not count as unhandled meanwhile
+    const send = (statement: Promise<unknown>): void => {
+      statement.catch(() => {});
+      statements.push(statement);
+    };
+    if (actors.created.length) send(enqueueIdentity(sql, actors.created.map(idOf), 'new'));
 
     const records = new RecordDeltas();
     if (batch.deletedAccounts.size) {
       const authorIds = [...batch.deletedAccounts].map(idOf).sort((a, b) => a - b);
-      for (const table of TABLES) statements.push(deleteAuthors(sql, table, authorIds, records));
+      for (const table of TABLES) send(deleteAuthors(sql, table, authorIds, records));
     }
 
     for (const [table, changes] of batch.changes) {
@@ -61,14 +85,14 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
       }
       const byKey = (a: { authorId: number; rkey: string }, b: { authorId: number; rkey: string }) =>
         a.authorId - b.authorId || (a.rkey < b.rkey ? -1 : a.rkey > b.rkey ? 1 : 0);
-      statements.push(deleteKeys(sql, table, replaced.sort(byKey), records));
-      statements.push(insertRows(sql, table, rows.sort(byKey), ids, records));
+      send(deleteKeys(sql, table, replaced.sort(byKey), records));
+      send(insertRows(sql, table, rows.sort(byKey), ids, records, absorb));
       // let this table's statements go out before building the next table's parameters, so
       // PostgreSQL works while this thread builds (postgres.js sends a query a few microtasks on)
       await new Promise((resolve) => setImmediate(resolve));
     }
-    statements.push(writeAccountStatus(sql, batch, idOf));
-    if (batch.identityRefresh.size) statements.push(enqueueIdentity(sql, [...batch.identityRefresh].map(idOf), 'identity'));
+    send(writeAccountStatus(sql, batch, idOf));
+    if (batch.identityRefresh.size) send(enqueueIdentity(sql, [...batch.identityRefresh].map(idOf), 'identity'));
     await allInOrder(statements);
 
     records.add('actors', actors.created.length);
@@ -79,7 +103,7 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
         values (${relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
         on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()`,
     ]);
-    return { newActors: actors.created.length };
+    return { newActors: actors.created.length, rewritten: absorb };
   });
   actorIds.remember(learnt);
   return result;

@@ -24,6 +24,8 @@ export class IngestStats {
   batchesCommitted = 0;
   newActors = 0;
   batchWriteErrors = 0;
+  /** Batches that met keys already stored (replays) and were written again absorbing them. */
+  batchesRewritten = 0;
   readonly #rate = new Uint32Array(RATE_WINDOW_SECONDS);
   #rateSecond = 0;
   readonly #batchSizes: number[] = [];

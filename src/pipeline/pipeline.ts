@@ -221,6 +221,7 @@ export class Pipeline {
       try {
         const result = await writeBatch(db, actorIds, relayUrl, buildBatch(events));
         stats.batchCommitted(events.length, result.newActors, performance.now() - started);
+        if (result.rewritten) stats.batchesRewritten++;
         const last = events.at(-1);
         if (last) this.#committedSeq = last.seq;
         for (let index = events.length - 1; index >= 0; index--) {

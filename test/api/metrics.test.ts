@@ -264,6 +264,7 @@ describe('metrics with hand-made services over a real database', () => {
       clock += 1000;
     }
     stats.batchWriteErrors = 1;
+    stats.batchesRewritten = 2;
 
     const metrics = new MetricsService({
       db: migrated.db,
@@ -291,6 +292,7 @@ describe('metrics with hand-made services over a real database', () => {
       newActors: 70,
       unverifiedCommits: 4,
       batchWriteErrors: 1,
+      batchesRewritten: 2,
       eventsByType: { commit: 2, identity: 1 },
       opsByCollection: { 'app.bsky.feed.post': 1, 'app.bsky.feed.like': 2 },
       rejected: { badFrame: 1, badSignature: 1, invalidRecord: 1, unknownCollection: 1, other: 0, total: 4 },

@@ -107,6 +107,8 @@ export interface EventProcessorMetrics {
   readonly newActors: number;
   readonly unverifiedCommits: number;
   readonly batchWriteErrors: number;
+  /** Batches that met keys already stored (replays) and were written again absorbing them. */
+  readonly batchesRewritten: number;
   readonly eventsByType: Record<string, number>;
   readonly opsByCollection: Record<string, number>;
   readonly rejected: RejectedSummary;
@@ -241,6 +243,7 @@ export class MetricsService {
       newActors: stats?.newActors ?? 0,
       unverifiedCommits: stats?.unverifiedCommits ?? 0,
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
+      batchesRewritten: stats?.batchesRewritten ?? 0,
       eventsByType: record(stats?.eventsByType),
       opsByCollection: record(stats?.opsByCollection),
       rejected: summarizeRejects(stats?.rejectedByReason),
