@@ -75,7 +75,8 @@ export const DEFAULTS = Object.freeze({
   PLC_URL: 'https://plc.directory',
   VERIFY_COMMITS: true,
   DB_POOL_SIZE: 32,
-  MAX_CONCURRENT_OPS: 80,
+  // not the guide's 80: see .env.example
+  MAX_CONCURRENT_OPS: 256,
   MAX_CONCURRENT_USER_CREATIONS: 50,
   FIREHOSE_ENABLED: true,
   IDENTITY_REFRESH_HOURS: 24,

@@ -16,7 +16,7 @@ describe('loadConfig', () => {
       handleResolverUrl: null,
       verifyCommits: true,
       dbPoolSize: 32,
-      maxConcurrentOps: 80,
+      maxConcurrentOps: 256,
       // the guide's default of 50 exceeds the default pool of 32: clamped, silently, because the
       // operator did not ask for 50
       maxConcurrentUserCreations: 32,
