@@ -41,3 +41,35 @@ test('bun run bench completes a small flood and writes every figure', async () =
   expect(result.peakRssMb).toBeGreaterThan(0);
   expect(result.dbBytesPerCommit).toBeGreaterThan(0);
 }, 180_000);
+
+const inGitCheckout = Bun.spawnSync(['git', 'rev-parse', '--git-dir'], { cwd: ROOT, stdout: 'ignore', stderr: 'ignore' }).exitCode === 0;
+
+test.skipIf(!inGitCheckout)('bun run bench:compare alternates the two versions and removes its worktree', async () => {
+  const out = await mkdtemp(join(tmpdir(), 'aqueduct-compare-test-'));
+  try {
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'DATABASE_URL') env[key] = value;
+    const args = ['run', 'bench:compare', '--base', 'HEAD', '--base-env', 'MAX_CONCURRENT_OPS=8', '--scenario', 'flood', '--commits', '1000', '--rounds', '1', '--out', out];
+    const run = Bun.spawn([process.execPath, ...args], { cwd: ROOT, env, stdout: 'pipe', stderr: 'pipe' });
+    const [code, stdout, stderr] = await Promise.all([run.exited, new Response(run.stdout).text(), new Response(run.stderr).text()]);
+    expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toContain('with MAX_CONCURRENT_OPS=8');
+    expect(stdout).toMatch(/round 1 A: \d+ commits\/s/);
+    expect(stdout).toMatch(/round 1 B: \d+ commits\/s/);
+    expect(stdout).toMatch(/B against A: [+-]\d+\.\d% commits\/s, faster in [01] of 1 rounds/);
+    for (const side of ['A', 'B']) {
+      expect(await Bun.file(join(out, `flood-${side}-1.json`)).json()).toMatchObject({ scenario: 'flood', commits: 1000, dropped: 0 });
+    }
+    const worktrees = Bun.spawnSync(['git', 'worktree', 'list'], { cwd: ROOT, stdout: 'pipe' }).stdout.toString();
+    expect(worktrees).not.toContain('aqueduct-compare-');
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}, 240_000);
+
+test('bun run bench:compare refuses a revision that does not exist, naming it', async () => {
+  const run = Bun.spawn([process.execPath, 'run', 'bench:compare', '--base', 'no-such-revision'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+  const [code, stderr] = await Promise.all([run.exited, new Response(run.stderr).text()]);
+  expect(code).toBe(2);
+  expect(stderr).toContain('--base no-such-revision');
+});
