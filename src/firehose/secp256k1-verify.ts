@@ -2,9 +2,11 @@
 //
 // Owns the choice of library. The system's libsecp256k1 (Debian and Ubuntu: `apt-get install
 // libsecp256k1-1`; 0.2.0 on bookworm) is called through bun:ffi when it loads; otherwise the copy
-// the `secp256k1` npm package bundles (a libsecp256k1 of 2019) is used. One check of a digest
-// against an uncompressed key on the benchmark machine: 50 us through the system's library,
-// 64 us through the package's (`bench` flood, three full-size pairs: +7 to +11% commits/s).
+// the `secp256k1` npm package bundles (a libsecp256k1 of 2019) is used, or its plain JavaScript
+// fallback where it has no native binding (`packageBindingLoaded`). One check of a digest
+// against an uncompressed key, idle: 50 us through the system's library, 64 us through the
+// package's (26 and 37 on a faster box; `bench` flood, three full-size pairs: +7 to +11%
+// commits/s), ~1,200 us in JavaScript.
 // Promises: synchronous, never throws; true only for a valid signature over the digest, and
 // both libraries accept only low-S signatures; each thread (the verification worker's too)
 // loads its own copy.
@@ -75,8 +77,23 @@ export const packageSecp256k1Verify: Secp256k1Verify = (sig, digest, key) => {
 
 const system = systemSecp256k1Verify();
 
-/** Which library checks signatures in this process (logged at start-up). */
-export const secp256k1Library: 'system' | 'package' = system ? 'system' : 'package';
+/**
+ * Whether the package runs its native binding. It ships prebuilt ones for linux-x64 (glibc and
+ * musl), darwin-arm64 and win32-x64, and `bun build --compile` embeds them; elsewhere (linux-arm64,
+ * say) its build script would have to run, which `bun install` does not do for it, and it falls
+ * back to `elliptic`, plain JavaScript.
+ */
+export const packageBindingLoaded = ((): boolean => {
+  try {
+    require('secp256k1/bindings');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Which library checks signatures in this process (logged at start-up; 'javascript' with a warning). */
+export const secp256k1Library: 'system' | 'package' | 'javascript' = system ? 'system' : packageBindingLoaded ? 'package' : 'javascript';
 
 /** Whether `sig` is a valid signature of `digest` under `key`. */
 export const verifySecp256k1Digest: Secp256k1Verify = system ?? packageSecp256k1Verify;

@@ -44,9 +44,12 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
     relay: config.relayUrl,
     cursor: committedSeq ?? (config.firehoseStart.kind === 'seq' ? `${config.firehoseStart.seq} (FIREHOSE_START)` : 'live'),
     verify: config.verifyCommits,
-    // 'system' or 'package': see secp256k1-verify.ts and the README
+    // 'system', 'package' or 'javascript': see secp256k1-verify.ts and the README
     secp256k1: config.verifyCommits ? secp256k1Library : undefined,
   });
+  if (config.verifyCommits && secp256k1Library === 'javascript') {
+    log.warn('commit signatures are checked in JavaScript, ~1 ms each (the live network sends ~450 commits a second): install libsecp256k1 (Debian and Ubuntu: apt-get install libsecp256k1-1)');
+  }
 
   const stats = new IngestStats();
   const verifier = config.verifyCommits ? await WorkerVerifier.start(config.plcUrl, log, options.verifyWorkerUrl) : null;

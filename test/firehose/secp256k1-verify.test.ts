@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import secp256k1 from 'secp256k1';
 
 import {
+  packageBindingLoaded,
   packageSecp256k1Verify,
   secp256k1Library,
   systemSecp256k1Verify,
@@ -68,5 +69,11 @@ describe('the library in use', () => {
   test.skipIf(!installed)("is the system's libsecp256k1 when Debian's package is installed", () => {
     expect(system).not.toBeNull();
     expect(secp256k1Library).toBe('system');
+  });
+  // the package ships a prebuilt binding for linux-x64 (glibc and musl): there it must not be
+  // reported as the JavaScript fallback, nor fall back to it
+  test.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('the package runs its native binding on linux-x64', () => {
+    expect(packageBindingLoaded).toBe(true);
+    expect(secp256k1Library).not.toBe('javascript');
   });
 });
