@@ -7,6 +7,7 @@
 FROM oven/bun:1.4.5-debian AS build
 WORKDIR /src
 COPY package.json bun.lock ./
+COPY patches ./patches
 RUN bun install --frozen-lockfile
 COPY . .
 RUN bun run build

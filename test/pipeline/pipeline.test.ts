@@ -114,6 +114,43 @@ describe('Pipeline', () => {
     expect(stats.batchesCommitted).toBeLessThanOrEqual(5);
   });
 
+  test("the writer's connection killed inside a transaction: the batch is written again, nothing is lost", async () => {
+    const { instance, stats, stop } = pipeline('ws://killed.test', processorFor(), 0);
+    const total = 3_000;
+    let offered = 0;
+    const offering = (async () => {
+      while (offered < total) {
+        for (let burst = 0; burst < 50 && offered < total; burst++) instance.offer(frame(++offered));
+        await Bun.sleep(2);
+      }
+    })();
+    // twice: find a backend of this pool inside a transaction (the writer's, or an idle pool
+    // connection's never is) and terminate it, as an operator or the OOM killer might
+    for (let kill = 0; kill < 2; kill++) {
+      await until(
+        async () => {
+          const killed = await database.db.run(
+            (sql) => sql`
+              select pg_terminate_backend(pid) as done from pg_stat_activity
+              where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null
+                and application_name = 'aqueduct'`,
+          );
+          return killed.some((row) => row.done === true);
+        },
+        { timeoutMs: 30_000, intervalMs: 1 },
+      );
+      await until(() => stats.batchWriteErrors > kill, { timeoutMs: 30_000, intervalMs: 5 });
+    }
+    await offering;
+    await until(() => instance.committedSeq === total, { timeoutMs: 60_000, intervalMs: 10 });
+    await stop();
+    const [follows] = await database.db.run(
+      (sql) => sql`select count(*)::int as n from follows f join actors a on a.id = f.author_id where a.did like 'did:plc:pipeline%'`,
+    );
+    const [cursor] = await database.db.run((sql) => sql`select seq from firehose_cursor where relay_url = 'ws://killed.test'`);
+    expect({ follows: follows?.n, cursor: cursor?.seq, rejected: stats.rejectedByReason.size }).toEqual({ follows: total, cursor: total, rejected: 0 });
+  }, 120_000);
+
   test('a replayed or duplicated seq is refused, and a full queue says so', async () => {
     const { instance, stop } = pipeline('ws://dup.test', processorFor(), 0);
     expect(instance.offer(frame(5))).toBe('accepted');
