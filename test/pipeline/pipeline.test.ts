@@ -124,8 +124,8 @@ describe('Pipeline', () => {
         await Bun.sleep(2);
       }
     })();
-    // twice: find a backend of this pool inside a transaction (the writer's, or an idle pool
-    // connection's never is) and terminate it, as an operator or the OOM killer might
+    // twice: terminate this database's backend that is inside a transaction (only the writer's
+    // is; this query's own is left out), as an administrator or the OOM killer might
     for (let kill = 0; kill < 2; kill++) {
       await until(
         async () => {
