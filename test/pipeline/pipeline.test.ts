@@ -7,7 +7,9 @@ import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 import { until } from '../support/until.ts';
+import { Database } from '../../src/db/database.ts';
 
 let database: MigratedDatabase;
 beforeAll(async () => {
@@ -149,6 +151,59 @@ describe('Pipeline', () => {
     );
     const [cursor] = await database.db.run((sql) => sql`select seq from firehose_cursor where relay_url = 'ws://killed.test'`);
     expect({ follows: follows?.n, cursor: cursor?.seq, rejected: stats.rejectedByReason.size }).toEqual({ follows: total, cursor: total, rejected: 0 });
+  }, 120_000);
+
+  test('the database goes away for a while and comes back: the writer waits, retries and loses nothing', async () => {
+    const direct = new URL(database.url);
+    const proxy = startTcpProxy(direct.hostname, Number(direct.port));
+    const throughProxy = new URL(database.url);
+    throughProxy.hostname = '127.0.0.1';
+    throughProxy.port = String(proxy.port);
+    const db = new Database({ url: throughProxy.href, poolSize: 4, connectTimeoutSeconds: 2 });
+    const stats = new IngestStats();
+    const instance = new Pipeline({
+      db, actorIds: new ActorIds(), relayUrl: 'ws://outage.test', processor: processorFor(), stats,
+      log: silentLogger, maxConcurrentOps: 80, committedSeq: null, lingerMs: 0,
+    });
+    const controller = new AbortController();
+    const running = instance.run(controller.signal);
+    // seqs (and so authors) of their own: did(100_001) .. did(103_000)
+    const first = 100_001;
+    const last = 103_000;
+    try {
+      let next = first;
+      const offering = (async () => {
+        while (next <= last) {
+          for (let burst = 0; burst < 50 && next <= last; burst++) instance.offer(frame(next++));
+          await Bun.sleep(2);
+        }
+      })();
+      await until(() => (instance.committedSeq ?? 0) >= first + 500, { timeoutMs: 30_000, intervalMs: 2 });
+      proxy.down();
+      await Bun.sleep(1_500);
+      const committedWhileDown = instance.committedSeq;
+      proxy.up();
+      await offering;
+      await until(() => instance.committedSeq === last, { timeoutMs: 60_000, intervalMs: 10 });
+      expect(committedWhileDown).toBeLessThan(last);
+      expect(stats.batchWriteErrors).toBeGreaterThan(0);
+    } finally {
+      controller.abort();
+      await running;
+      await db.close(1);
+      proxy.stop();
+    }
+    const [follows] = await database.db.run(
+      (sql) => sql`
+        select count(*)::int as n from follows f join actors a on a.id = f.author_id
+        where a.did between ${did(first)} and ${did(last)}`,
+    );
+    const [cursor] = await database.db.run((sql) => sql`select seq from firehose_cursor where relay_url = 'ws://outage.test'`);
+    expect({ follows: follows?.n, cursor: cursor?.seq, rejected: stats.rejectedByReason.size }).toEqual({
+      follows: last - first + 1,
+      cursor: last,
+      rejected: 0,
+    });
   }, 120_000);
 
   test('a replayed or duplicated seq is refused, and a full queue says so', async () => {
