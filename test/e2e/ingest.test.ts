@@ -10,6 +10,7 @@ import { startSimulator, type Simulator, type SimulatorOptions } from '../../src
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
 import { expectedState, readIndexedState } from '../support/ground-truth-check.ts';
 import { startAqueductProcess } from '../support/process.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 import { until } from '../support/until.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -154,5 +155,30 @@ describe('ingestion from the simulator', () => {
     await until(async () => (await cursor()) === sim.groundTruth().lastSeq, { timeoutMs: 90_000 });
     expect(second.log()).toContain(`cursor=${killedAt}`);
     expect(await readIndexedState(db, sim.groundTruth())).toEqual(expectedState(sim.groundTruth()));
+  }, 180_000);
+
+  test('the database away for 2 s in the middle: the process stays up and ends exactly at the ground truth', async () => {
+    const sim = await simulate({ seed: 10, accounts: 300, commits: 8000, rate: 2000, pregenerate: true });
+    const { db, url } = await database('outage');
+    const direct = new URL(url);
+    const proxy = startTcpProxy(direct.hostname, Number(direct.port));
+    cleanups.push(async () => proxy.stop());
+    const throughProxy = new URL(url);
+    throughProxy.hostname = '127.0.0.1';
+    throughProxy.port = String(proxy.port);
+    const env = { DATABASE_URL: throughProxy.href, RELAY_URL: relayOf(sim), PLC_URL: sim.url, FIREHOSE_ENABLED: 'true', FIREHOSE_START: '0', DB_POOL_SIZE: '4' };
+    const cursor = async () => (await db.run((sql) => sql`select seq from firehose_cursor`))[0]?.seq ?? 0;
+
+    const aqueduct = await startAqueductProcess(env);
+    cleanups.push(() => aqueduct.stop('SIGTERM'));
+    await until(async () => (await cursor()) > 1500, { timeoutMs: 90_000 });
+    proxy.down();
+    await Bun.sleep(2_000);
+    proxy.up();
+    const truth = sim.groundTruth();
+    await until(async () => (await cursor()) === truth.lastSeq, { timeoutMs: 90_000 });
+    expect(aqueduct.process.exitCode).toBeNull();
+    expect(aqueduct.log()).toContain('writing a batch failed: retrying');
+    expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
   }, 180_000);
 });
