@@ -9,6 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dir, '..');
+
+/** This environment without DATABASE_URL: the bench then uses its own embedded server. */
+function envWithoutDatabaseUrl(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'DATABASE_URL') env[key] = value;
+  return env;
+}
 let dir = '';
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -17,8 +24,7 @@ afterAll(async () => {
 test('bun run bench completes a small flood and writes every figure', async () => {
   dir = await mkdtemp(join(tmpdir(), 'aqueduct-bench-test-'));
   const json = join(dir, 'result.json');
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'DATABASE_URL') env[key] = value;
+  const env = envWithoutDatabaseUrl();
   const run = Bun.spawn([process.execPath, 'run', 'bench', '--scenario', 'flood', '--commits', '2000', '--json', json], {
     cwd: ROOT,
     env,
@@ -47,8 +53,7 @@ const inGitCheckout = Bun.spawnSync(['git', 'rev-parse', '--git-dir'], { cwd: RO
 test.skipIf(!inGitCheckout)('bun run bench:compare alternates the two versions and removes its worktree', async () => {
   const out = await mkdtemp(join(tmpdir(), 'aqueduct-compare-test-'));
   try {
-    const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'DATABASE_URL') env[key] = value;
+    const env = envWithoutDatabaseUrl();
     const args = ['run', 'bench:compare', '--base', 'HEAD', '--base-env', 'MAX_CONCURRENT_OPS=8', '--scenario', 'flood', '--commits', '1000', '--rounds', '1', '--out', out];
     const run = Bun.spawn([process.execPath, ...args], { cwd: ROOT, env, stdout: 'pipe', stderr: 'pipe' });
     const [code, stdout, stderr] = await Promise.all([run.exited, new Response(run.stdout).text(), new Response(run.stderr).text()]);

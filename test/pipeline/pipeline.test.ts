@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { Database } from '../../src/db/database.ts';
 import { ActorIds } from '../../src/pipeline/actor-ids.ts';
 import { parseRecord } from '../../src/pipeline/collections.ts';
 import type { EventProcessor, SequencedFrame } from '../../src/pipeline/event-processor.ts';
@@ -9,7 +10,6 @@ import { createLogger, silentLogger } from '../../src/log.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 import { until } from '../support/until.ts';
-import { Database } from '../../src/db/database.ts';
 
 let database: MigratedDatabase;
 beforeAll(async () => {
@@ -41,10 +41,10 @@ function processorFor(special: Map<number, IndexEvent> = new Map()): EventProces
 
 const frame = (seq: number): SequencedFrame => ({ kind: 'identity', seq, did: did(seq), time: NOW });
 
-function pipeline(relayUrl: string, processor: EventProcessor, lingerMs?: number) {
+function pipeline(relayUrl: string, processor: EventProcessor, lingerMs?: number, db = database.db) {
   const stats = new IngestStats();
   const instance = new Pipeline({
-    db: database.db,
+    db,
     actorIds: new ActorIds(),
     relayUrl,
     processor,
@@ -57,6 +57,14 @@ function pipeline(relayUrl: string, processor: EventProcessor, lingerMs?: number
   const controller = new AbortController();
   const done = instance.run(controller.signal);
   return { instance, stats, stop: async () => (controller.abort(), await done) };
+}
+
+/** Offers frames `first`..`last` in bursts of 50, 2 ms apart: a steady firehose for the writer. */
+async function offerRange(instance: Pipeline, first: number, last: number): Promise<void> {
+  for (let seq = first; seq <= last; ) {
+    for (let burst = 0; burst < 50 && seq <= last; burst++) instance.offer(frame(seq++));
+    await Bun.sleep(2);
+  }
 }
 
 
@@ -119,13 +127,7 @@ describe('Pipeline', () => {
   test("the writer's connection killed inside a transaction: the batch is written again, nothing is lost", async () => {
     const { instance, stats, stop } = pipeline('ws://killed.test', processorFor(), 0);
     const total = 3_000;
-    let offered = 0;
-    const offering = (async () => {
-      while (offered < total) {
-        for (let burst = 0; burst < 50 && offered < total; burst++) instance.offer(frame(++offered));
-        await Bun.sleep(2);
-      }
-    })();
+    const offering = offerRange(instance, 1, total);
     // twice: terminate this database's backend that is inside a transaction (only the writer's
     // is; this query's own is left out), as an administrator or the OOM killer might
     for (let kill = 0; kill < 2; kill++) {
@@ -154,30 +156,14 @@ describe('Pipeline', () => {
   }, 120_000);
 
   test('the database goes away for a while and comes back: the writer waits, retries and loses nothing', async () => {
-    const direct = new URL(database.url);
-    const proxy = startTcpProxy(direct.hostname, Number(direct.port));
-    const throughProxy = new URL(database.url);
-    throughProxy.hostname = '127.0.0.1';
-    throughProxy.port = String(proxy.port);
-    const db = new Database({ url: throughProxy.href, poolSize: 4, connectTimeoutSeconds: 2 });
-    const stats = new IngestStats();
-    const instance = new Pipeline({
-      db, actorIds: new ActorIds(), relayUrl: 'ws://outage.test', processor: processorFor(), stats,
-      log: silentLogger, maxConcurrentOps: 80, committedSeq: null, lingerMs: 0,
-    });
-    const controller = new AbortController();
-    const running = instance.run(controller.signal);
+    const proxy = startTcpProxy(database.url);
+    const db = new Database({ url: proxy.url, poolSize: 4, connectTimeoutSeconds: 2 });
+    const { instance, stats, stop } = pipeline('ws://outage.test', processorFor(), 0, db);
     // seqs (and so authors) of their own: did(100_001) .. did(103_000)
     const first = 100_001;
     const last = 103_000;
     try {
-      let next = first;
-      const offering = (async () => {
-        while (next <= last) {
-          for (let burst = 0; burst < 50 && next <= last; burst++) instance.offer(frame(next++));
-          await Bun.sleep(2);
-        }
-      })();
+      const offering = offerRange(instance, first, last);
       await until(() => (instance.committedSeq ?? 0) >= first + 500, { timeoutMs: 30_000, intervalMs: 2 });
       proxy.down();
       await Bun.sleep(1_500);
@@ -188,8 +174,7 @@ describe('Pipeline', () => {
       expect(committedWhileDown).toBeLessThan(last);
       expect(stats.batchWriteErrors).toBeGreaterThan(0);
     } finally {
-      controller.abort();
-      await running;
+      await stop();
       await db.close(1);
       proxy.stop();
     }

@@ -1,5 +1,6 @@
 /**
- * A TCP proxy in front of the test PostgreSQL server that can play "the server went away":
+ * A TCP proxy in front of a PostgreSQL server (given by its connection URL) that can play "the
+ * server went away":
  * `down()` closes every connection through it, and closes each new one at once until `up()`.
  * Real sockets both ways; bytes are forwarded in order, a partial write kept until the socket
  * drains, and what a client sends before its server side is connected waits for it.
@@ -7,7 +8,8 @@
 import type { Socket } from 'bun';
 
 export interface TcpProxy {
-  readonly port: number;
+  /** The URL it was started with, pointing at the proxy instead. */
+  readonly url: string;
   /** Closes every open connection, and every new one until `up()`. */
   down(): void;
   up(): void;
@@ -24,7 +26,10 @@ interface Side {
 
 const newSide = (): Side => ({ peer: null, pending: [], early: [] });
 
-export function startTcpProxy(targetHost: string, targetPort: number): TcpProxy {
+export function startTcpProxy(databaseUrl: string): TcpProxy {
+  const target = new URL(databaseUrl);
+  const targetHost = target.hostname;
+  const targetPort = Number(target.port || 5432);
   let refusing = false;
   const open = new Set<Socket<Side>>();
 
@@ -106,8 +111,11 @@ export function startTcpProxy(targetHost: string, targetPort: number): TcpProxy 
     },
   });
 
+  const throughProxy = new URL(databaseUrl);
+  throughProxy.hostname = '127.0.0.1';
+  throughProxy.port = String(server.port);
   return {
-    port: server.port,
+    url: throughProxy.href,
     down() {
       refusing = true;
       for (const socket of [...open]) socket.end();
