@@ -102,6 +102,18 @@ describe('actors', () => {
     expectValid(AppBskyActorSearchActorsTypeahead.mainSchema, typeahead.body);
     expect((typeahead.body.actors as Body[]).length).toBeGreaterThan(0);
   });
+
+  test('searchActors does not match the words of descriptions (sql/00006)', async () => {
+    const { word } = await one(`
+      select w.word from profiles p, regexp_split_to_table(lower(p.record->>'description'), '\\s+') as w(word)
+      where p.rkey = 'self' and w.word ~ '^[a-z]{4,}$'
+        and not exists (select 1 from profiles q where q.rkey = 'self' and lower(q.record->>'displayName') like '%' || w.word || '%')
+        and not exists (select 1 from actors a where a.handle like w.word || '%')
+      limit 1`);
+    const search = await get(net.app, query('app.bsky.actor.searchActors', { q: word, limit: 5 }));
+    expect(search.status).toBe(200);
+    expect(search.body.actors).toEqual([]);
+  });
 });
 
 describe('feeds', () => {

@@ -330,8 +330,9 @@ export async function searchPosts(db: Db, query: SearchPostsQuery): Promise<Arra
 }
 
 /**
- * Actors by handle prefix or by words of their display name and description; exact handle
- * first, then by followers. `typeahead` matches prefixes of names only.
+ * Actors by handle prefix or by words of their display name (as the reference AppView's own
+ * database search: descriptions are not searched, see sql/00006); exact handle first, then by
+ * followers. `typeahead` matches prefixes of words only.
  */
 export async function searchActors(db: Db, q: string, typeahead: boolean, limit: number, offset: number): Promise<number[]> {
   const term = q.trim().toLowerCase().replace(/^@/, '');
@@ -345,7 +346,7 @@ export async function searchActors(db: Db, q: string, typeahead: boolean, limit:
         select a.id from actors a where a.handle like ${handlePrefix}
         union
         select p.author_id from profiles p
-        where p.rkey = 'self' and to_tsvector('simple'::regconfig, coalesce(p.record->>'displayName', '') || ' ' || coalesce(p.record->>'description', ''))
+        where p.rkey = 'self' and to_tsvector('simple'::regconfig, coalesce(p.record->>'displayName', ''))
           @@ ${typeahead ? sql`to_tsquery('simple'::regconfig, ${prefix})` : sql`websearch_to_tsquery('simple'::regconfig, ${term})`}
       )
       select a.id from matches m
