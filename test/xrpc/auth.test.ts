@@ -110,7 +110,7 @@ describe('service auth', () => {
       and not exists (select 1 from blocks b where b.author_id = a.id or b.subject_actor_id = a.id)
       and not exists (select 1 from list_blocks b where b.author_id = a.id)
       and not exists (select 1 from list_blocks b join list_items i on i.ref_actor_id = b.ref_actor_id and i.ref_rkey = b.ref_rkey where i.subject_actor_id = a.id)
-      order by c.follows_count desc limit 1`);
+      order by c.follows_count desc, a.did limit 1`);
     const expected = await net.db.run(
       (sql) => sql`
         with authors as (select subject_actor_id as id from follows where author_id = ${id} union select ${id}::int4)
@@ -146,7 +146,7 @@ describe('service auth', () => {
       where exists (select 1 from posts p where p.author_id = b.subject_actor_id) and b.author_id <> b.subject_actor_id
         and not exists (select 1 from blocks r where r.author_id = b.subject_actor_id and r.subject_actor_id = b.author_id)
         and not exists (select 1 from list_blocks r where r.author_id = b.subject_actor_id)
-      limit 1`);
+      order by a.did, s.did limit 1`);
     const profile = await get(net.app, query('app.bsky.actor.getProfile', { actor: block.blocked }), as(block.blocker, 'app.bsky.actor.getProfile'));
     expectValid(AppBskyActorGetProfile.mainSchema, profile.body);
     expect(profile.body.viewer.blocking).toStartWith(`at://${block.blocker}/app.bsky.graph.block/`);
@@ -158,14 +158,14 @@ describe('service auth', () => {
     const feedBack = await get(net.app, query('app.bsky.feed.getAuthorFeed', { actor: block.blocker }), as(block.blocked, 'app.bsky.feed.getAuthorFeed'));
     expect(feedBack).toMatchObject({ status: 400, body: { error: 'BlockedByActor' } });
 
-    const [post] = await net.db.run((sql) => sql`select rkey from posts where author_id = ${block.blockedId} limit 1`);
+    const [post] = await net.db.run((sql) => sql`select rkey from posts where author_id = ${block.blockedId} order by rkey limit 1`);
     const uri = `at://${block.blocked}/app.bsky.feed.post/${post!.rkey}`;
     const thread = await get(net.app, query('app.bsky.feed.getPostThread', { uri }), as(block.blocker, 'app.bsky.feed.getPostThread'));
     expectValid(AppBskyFeedGetPostThread.mainSchema, thread.body);
     expect(thread.body.thread).toMatchObject({ $type: 'app.bsky.feed.defs#blockedPost', uri, blocked: true, author: { did: block.blocked } });
 
     const quote = await net.db.run((sql) => sql`select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null
-      where p.quote_actor_id = ${block.blockedId} and p.embed->>'$type' = 'app.bsky.embed.record' limit 1`);
+      where p.quote_actor_id = ${block.blockedId} and p.embed->>'$type' = 'app.bsky.embed.record' order by a.did, p.rkey limit 1`);
     if (quote.length > 0) {
       const posts = await get(net.app, query('app.bsky.feed.getPosts', { uris: [`at://${quote[0]!.did}/app.bsky.feed.post/${quote[0]!.rkey}`] }), as(block.blocker, 'app.bsky.feed.getPosts'));
       expectValid(AppBskyFeedGetPosts.mainSchema, posts.body);
@@ -178,7 +178,7 @@ describe('service auth', () => {
   });
 
   test('getActorLikes: only the actor itself may read its likes', async () => {
-    const { did } = await oneRow(`select a.did from likes l join actors a on a.id = l.author_id and a.status is null group by a.did order by count(*) desc limit 1`);
+    const { did } = await oneRow(`select a.did from likes l join actors a on a.id = l.author_id and a.status is null group by a.did order by count(*) desc, a.did limit 1`);
     const own = await get(net.app, query('app.bsky.feed.getActorLikes', { actor: did, limit: 10 }), as(did, 'app.bsky.feed.getActorLikes'));
     expect(own.status).toBe(200);
     expectValid(AppBskyFeedGetActorLikes.mainSchema, own.body);
@@ -187,8 +187,8 @@ describe('service auth', () => {
   });
 
   test('getFeed: asks the generator for a skeleton, passes the token through, hydrates it', async () => {
-    const gen = await oneRow(`select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null limit 1`);
-    const posts = await net.db.run((sql) => sql`select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null limit 5`);
+    const gen = await oneRow(`select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null order by a.did, g.rkey limit 1`);
+    const posts = await net.db.run((sql) => sql`select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null order by a.did, p.rkey limit 5`);
     skeleton = { feed: posts.map((row) => ({ post: `at://${row.did}/app.bsky.feed.post/${row.rkey}` })), cursor: 'next-page' };
     const viewer = posts[0]!.did as string;
     const feedUri = `at://${gen.did}/app.bsky.feed.generator/${gen.rkey}`;

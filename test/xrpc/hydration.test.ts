@@ -54,7 +54,7 @@ describe('hydration', () => {
   });
 
   test('through HTTP: getAuthorFeed with limit 100 runs as many statements as with limit 5', async () => {
-    const [author] = await net.db.run((sql) => sql`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc limit 1`);
+    const [author] = await net.db.run((sql) => sql`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc, a.did limit 1`);
     const statementsFor = async (limit: number) => {
       const counter = counting(net.db);
       const app = xrpcApp(counter.db, net.sim.url);
@@ -118,7 +118,7 @@ describe('plumbing', () => {
   });
 
   test('HTTP: bad cursor, unknown methods, POST, _health, did.json', async () => {
-    const [author] = await net.db.run((sql) => sql`select did from actors where status is null limit 1`);
+    const [author] = await net.db.run((sql) => sql`select did from actors where status is null order by did limit 1`);
     const badCursor = await get(net.app, query('app.bsky.feed.getAuthorFeed', { actor: author!.did, cursor: 'garbage' }));
     expect(badCursor).toEqual({ status: 400, body: { error: 'InvalidRequest', message: 'cursor is not valid' } });
     expect(await get(net.app, '/xrpc/app.bsky.unspecced.getTrends')).toEqual({

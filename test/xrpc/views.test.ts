@@ -45,7 +45,7 @@ const postUri = (did: string, rkey: string) => `at://${did}/app.bsky.feed.post/$
 
 describe('actors', () => {
   test('getProfile: counts from the aggregates, handle.invalid until verified, then the handle', async () => {
-    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc limit 1`);
+    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc, a.did limit 1`);
     const { status, body } = await get(net.app, query('app.bsky.actor.getProfile', { actor: did }));
     expect(status).toBe(200);
     expectValid(AppBskyActorGetProfile.mainSchema, body);
@@ -77,7 +77,7 @@ describe('actors', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error).toBe('InvalidRequest');
     expect(bad.body.message).toContain('actor');
-    const deactivated = await net.db.run((sql) => sql`select did from actors where status = 'deactivated' limit 1`);
+    const deactivated = await net.db.run((sql) => sql`select did from actors where status = 'deactivated' order by did limit 1`);
     if (deactivated.length > 0) {
       const answer = await get(net.app, query('app.bsky.actor.getProfile', { actor: deactivated[0]!.did }));
       expect(answer.status).toBe(400);
@@ -94,7 +94,7 @@ describe('actors', () => {
     expectValid(AppBskyActorGetProfiles.mainSchema, profiles.body);
     expect((profiles.body.profiles as Body[]).map((p) => p.did)).toEqual(dids);
 
-    const { name } = await one(`select record->>'displayName' as name from profiles p join actors a on a.id = p.author_id where a.status is null limit 1`);
+    const { name } = await one(`select record->>'displayName' as name from profiles p join actors a on a.id = p.author_id where a.status is null and p.rkey = 'self' and p.record->>'displayName' is not null order by a.did limit 1`);
     const search = await get(net.app, query('app.bsky.actor.searchActors', { q: name, limit: 5 }));
     expectValid(AppBskyActorSearchActors.mainSchema, search.body);
     expect((search.body.actors as Body[]).some((actor) => actor.displayName === name)).toBe(true);
@@ -109,7 +109,7 @@ describe('actors', () => {
       where p.rkey = 'self' and w.word ~ '^[a-z]{4,}$'
         and not exists (select 1 from profiles q where q.rkey = 'self' and lower(q.record->>'displayName') like '%' || w.word || '%')
         and not exists (select 1 from actors a where a.handle like w.word || '%')
-      limit 1`);
+      order by w.word limit 1`);
     const search = await get(net.app, query('app.bsky.actor.searchActors', { q: word, limit: 5 }));
     expect(search.status).toBe(200);
     expect(search.body.actors).toEqual([]);
@@ -118,7 +118,7 @@ describe('actors', () => {
 
 describe('feeds', () => {
   test('getAuthorFeed: every page valid, newest first, no gaps or repeats, reposts of deleted posts dropped', async () => {
-    const { id, did } = await one(`select a.id, a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc limit 1`);
+    const { id, did } = await one(`select a.id, a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc, a.did limit 1`);
     const expected = await net.db.run(
       (sql) => sql`
         select uri from (
@@ -145,7 +145,7 @@ describe('feeds', () => {
   });
 
   test('getAuthorFeed filters and the pinned post', async () => {
-    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc limit 1`);
+    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc, a.did limit 1`);
     const feedOf = async (filter: string) => {
       const { body } = await get(net.app, query('app.bsky.feed.getAuthorFeed', { actor: did, filter, limit: 100 }));
       expectValid(AppBskyFeedGetAuthorFeed.mainSchema, body);
@@ -220,7 +220,7 @@ describe('feeds', () => {
       select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null
       where p.quote_actor_id is not null and p.embed->>'$type' = 'app.bsky.embed.record' and p.embed->'record'->>'uri' like '%app.bsky.feed.post%'
         and not exists (select 1 from posts q where q.author_id = p.quote_actor_id and q.rkey = p.quote_rkey)
-      limit 1`);
+      order by a.did, p.rkey limit 1`);
     const { body } = await get(net.app, query('app.bsky.feed.getPosts', { uris: [postUri(row.did, row.rkey)] }));
     expectValid(AppBskyFeedGetPosts.mainSchema, body);
     expect(body.posts[0].embed.record).toMatchObject({ $type: 'app.bsky.embed.record#viewNotFound', notFound: true });
@@ -309,7 +309,7 @@ describe('threads', () => {
       select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null
       where p.reply_parent_actor_id is not null
         and not exists (select 1 from posts q where q.author_id = p.reply_parent_actor_id and q.rkey = p.reply_parent_rkey)
-      limit 1`);
+      order by a.did, p.rkey limit 1`);
     const { body } = await get(net.app, query('app.bsky.feed.getPostThread', { uri: postUri(row.did, row.rkey) }));
     expectValid(AppBskyFeedGetPostThread.mainSchema, body);
     expect(body.thread.parent).toMatchObject({ $type: 'app.bsky.feed.defs#notFoundPost', notFound: true });
@@ -323,7 +323,7 @@ describe('threads', () => {
   test("a deleted post, and a deactivated account's post, answer NotFound", async () => {
     const missing = await get(net.app, query('app.bsky.feed.getPostThread', { uri: 'at://did:plc:aaaaaaaaaaaaaaaaaaaaaaaa/app.bsky.feed.post/3aaaaaaaaaaaa' }));
     expect(missing).toMatchObject({ status: 400, body: { error: 'NotFound' } });
-    const rows = await net.db.run((sql) => sql`select a.did, p.rkey from posts p join actors a on a.id = p.author_id where a.status = 'deactivated' limit 1`);
+    const rows = await net.db.run((sql) => sql`select a.did, p.rkey from posts p join actors a on a.id = p.author_id where a.status = 'deactivated' order by a.did, p.rkey limit 1`);
     if (rows.length === 0) throw new Error('expected a deactivated account with posts');
     const hidden = await get(net.app, query('app.bsky.feed.getPostThread', { uri: postUri(rows[0]!.did, rows[0]!.rkey) }));
     expect(hidden).toMatchObject({ status: 400, body: { error: 'NotFound' } });
@@ -334,7 +334,7 @@ describe('threads', () => {
 
 describe('graph', () => {
   test('getFollowers and getFollows page through exactly the followers count', async () => {
-    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc limit 1`);
+    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc, a.did limit 1`);
     const followers: string[] = [];
     let cursor: string | undefined;
     do {
@@ -354,8 +354,8 @@ describe('graph', () => {
   });
 
   test('getRelationships shows follows and blocks both ways', async () => {
-    const block = await one(`select a.did as blocker, s.did as blocked from blocks b join actors a on a.id = b.author_id join actors s on s.id = b.subject_actor_id limit 1`);
-    const follow = await one(`select a.did as follower, s.did as followed from follows f join actors a on a.id = f.author_id join actors s on s.id = f.subject_actor_id limit 1`);
+    const block = await one(`select a.did as blocker, s.did as blocked from blocks b join actors a on a.id = b.author_id and a.status is null join actors s on s.id = b.subject_actor_id and s.status is null order by a.did, s.did limit 1`);
+    const follow = await one(`select a.did as follower, s.did as followed from follows f join actors a on a.id = f.author_id and a.status is null join actors s on s.id = f.subject_actor_id and s.status is null order by a.did, s.did limit 1`);
     const { body } = await get(net.app, query('app.bsky.graph.getRelationships', { actor: block.blocker, others: [block.blocked, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'] }));
     expectValid(AppBskyGraphGetRelationships.mainSchema, body);
     expect(body.relationships[0].blocking).toStartWith(`at://${block.blocker}/app.bsky.graph.block/`);
@@ -368,7 +368,7 @@ describe('graph', () => {
 
   test('getLists, getList, getStarterPack', async () => {
     const list = await one(`select a.did, l.rkey from lists l join actors a on a.id = l.author_id and a.status is null
-      where exists (select 1 from list_items i where i.ref_actor_id = l.author_id and i.ref_rkey = l.rkey) limit 1`);
+      where exists (select 1 from list_items i where i.ref_actor_id = l.author_id and i.ref_rkey = l.rkey) order by a.did, l.rkey limit 1`);
     const lists = await get(net.app, query('app.bsky.graph.getLists', { actor: list.did }));
     expectValid(AppBskyGraphGetLists.mainSchema, lists.body);
     expect((lists.body.lists as Body[]).length).toBeGreaterThan(0);
@@ -378,14 +378,14 @@ describe('graph', () => {
     expect(body.list.uri).toBe(uri);
     expect(body.list.listItemCount).toBeGreaterThanOrEqual((body.items as Body[]).length);
 
-    const pack = await one(`select a.did, s.rkey from starter_packs s join actors a on a.id = s.author_id and a.status is null limit 1`);
+    const pack = await one(`select a.did, s.rkey from starter_packs s join actors a on a.id = s.author_id and a.status is null order by a.did, s.rkey limit 1`);
     const packView = await get(net.app, query('app.bsky.graph.getStarterPack', { starterPack: `at://${pack.did}/app.bsky.graph.starterpack/${pack.rkey}` }));
     expect(packView.status).toBe(200);
     expectValid(AppBskyGraphGetStarterPack.mainSchema, packView.body);
   });
 
   test('getFeedGenerator(s): the view, offline when its service cannot be resolved', async () => {
-    const gen = await one(`select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null limit 1`);
+    const gen = await one(`select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null order by a.did, g.rkey limit 1`);
     const uri = `at://${gen.did}/app.bsky.feed.generator/${gen.rkey}`;
     const { body } = await get(net.app, query('app.bsky.feed.getFeedGenerator', { feed: uri }));
     expectValid(AppBskyFeedGetFeedGenerator.mainSchema, body);
