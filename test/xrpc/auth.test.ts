@@ -15,7 +15,7 @@ import {
 } from '@atcute/bluesky';
 import type { Server } from 'bun';
 import { sign } from '../../src/sim/k256.ts';
-import { APPVIEW_DID, expectValid, get, indexedNetwork, query, xrpcApp, type IndexedNetwork } from './fixture.ts';
+import { APPVIEW_DID, expectValid, firstRow, get, indexedNetwork, query, xrpcApp, type IndexedNetwork } from './fixture.ts';
 
 type Body = Record<string, any>;
 
@@ -65,16 +65,10 @@ function token(did: string, claims: Record<string, unknown> = {}, signer = did):
 
 const as = (did: string, lxm: string, claims: Record<string, unknown> = {}, signer = did) => ({ authorization: token(did, { lxm, ...claims }, signer) });
 
-async function oneRow(sql: string): Promise<Body> {
-  const rows = await net.db.run((tx) => tx.unsafe(sql));
-  expect(rows.length).toBeGreaterThan(0);
-  return rows[0] as Body;
-}
-
 describe('service auth', () => {
   test('a valid token adds viewer state; expired, wrong aud, wrong lxm, bad signature and garbage are 401', async () => {
     // a follow with no block either way (a block hides `following`), picked in key order
-    const follow = await oneRow(`select a.did as viewer, s.did as subject from follows f join actors a on a.id = f.author_id and a.status is null
+    const follow = await firstRow(net.db, `select a.did as viewer, s.did as subject from follows f join actors a on a.id = f.author_id and a.status is null
       join actors s on s.id = f.subject_actor_id and s.status is null where f.author_id <> f.subject_actor_id
       and not exists (select 1 from blocks b where (b.author_id, b.subject_actor_id) in ((a.id, s.id), (s.id, a.id)))
       and not exists (select 1 from list_blocks b join list_items i on i.ref_actor_id = b.ref_actor_id and i.ref_rkey = b.ref_rkey
@@ -106,7 +100,7 @@ describe('service auth', () => {
   test('getTimeline: required auth; pages through followed accounts without gaps or repeats', async () => {
     expect((await get(net.app, query('app.bsky.feed.getTimeline', {}))).status).toBe(401);
     // a viewer with no blocks either way, so that every followed post shows
-    const { did, id } = await oneRow(`select a.did, a.id from actors a join actor_counts c on c.actor_id = a.id where a.status is null
+    const { did, id } = await firstRow(net.db, `select a.did, a.id from actors a join actor_counts c on c.actor_id = a.id where a.status is null
       and not exists (select 1 from blocks b where b.author_id = a.id or b.subject_actor_id = a.id)
       and not exists (select 1 from list_blocks b where b.author_id = a.id)
       and not exists (select 1 from list_blocks b join list_items i on i.ref_actor_id = b.ref_actor_id and i.ref_rkey = b.ref_rkey where i.subject_actor_id = a.id)
@@ -141,7 +135,7 @@ describe('service auth', () => {
   });
 
   test('blocks both ways: blocked profile viewer state, blockedPost in threads, viewBlocked in embeds, BlockedActor feeds', async () => {
-    const block = await oneRow(`select a.did as blocker, s.did as blocked, s.id as blocked_id from blocks b
+    const block = await firstRow(net.db, `select a.did as blocker, s.did as blocked, s.id as blocked_id from blocks b
       join actors a on a.id = b.author_id and a.status is null join actors s on s.id = b.subject_actor_id and s.status is null
       where exists (select 1 from posts p where p.author_id = b.subject_actor_id) and b.author_id <> b.subject_actor_id
         and not exists (select 1 from blocks r where r.author_id = b.subject_actor_id and r.subject_actor_id = b.author_id)
@@ -178,7 +172,7 @@ describe('service auth', () => {
   });
 
   test('getActorLikes: only the actor itself may read its likes', async () => {
-    const { did } = await oneRow(`select a.did from likes l join actors a on a.id = l.author_id and a.status is null group by a.did order by count(*) desc, a.did limit 1`);
+    const { did } = await firstRow(net.db, `select a.did from likes l join actors a on a.id = l.author_id and a.status is null group by a.did order by count(*) desc, a.did limit 1`);
     const own = await get(net.app, query('app.bsky.feed.getActorLikes', { actor: did, limit: 10 }), as(did, 'app.bsky.feed.getActorLikes'));
     expect(own.status).toBe(200);
     expectValid(AppBskyFeedGetActorLikes.mainSchema, own.body);
@@ -187,7 +181,7 @@ describe('service auth', () => {
   });
 
   test('getFeed: asks the generator for a skeleton, passes the token through, hydrates it', async () => {
-    const gen = await oneRow(`select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null order by a.did, g.rkey limit 1`);
+    const gen = await firstRow(net.db, `select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null order by a.did, g.rkey limit 1`);
     const posts = await net.db.run((sql) => sql`select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null order by a.did, p.rkey limit 5`);
     skeleton = { feed: posts.map((row) => ({ post: `at://${row.did}/app.bsky.feed.post/${row.rkey}` })), cursor: 'next-page' };
     const viewer = posts[0]!.did as string;

@@ -65,6 +65,13 @@ export async function indexedNetwork(prefix: string, options: SimulatorOptions):
   return { sim, db: migrated.db, app: xrpcApp(migrated.db, sim.url) };
 }
 
+/** The first row `sql` (a constant query over the ingested data) returns; fails the test when it returns none. */
+export async function firstRow(db: Pick<Database, 'run'>, sql: string): Promise<Record<string, any>> {
+  const rows = await db.run((tx) => tx.unsafe(sql));
+  expect(rows.length).toBeGreaterThan(0);
+  return rows[0] as Record<string, any>;
+}
+
 export interface Answer {
   readonly status: number;
   readonly body: Record<string, any>;

@@ -25,7 +25,7 @@ import {
   AppBskyGraphGetStarterPack,
 } from '@atcute/bluesky';
 import type { GroundTruth } from '../../src/sim/ground-truth.ts';
-import { expectValid, get, indexedNetwork, query, type IndexedNetwork } from './fixture.ts';
+import { expectValid, firstRow, get, indexedNetwork, query, type IndexedNetwork } from './fixture.ts';
 
 type Body = Record<string, any>;
 
@@ -36,16 +36,11 @@ beforeAll(async () => {
   truth = net.sim.groundTruth();
 });
 
-const one = async (sql: string): Promise<Body> => {
-  const rows = await net.db.run((tx) => tx.unsafe(sql));
-  expect(rows.length).toBeGreaterThan(0);
-  return rows[0] as Body;
-};
 const postUri = (did: string, rkey: string) => `at://${did}/app.bsky.feed.post/${rkey}`;
 
 describe('actors', () => {
   test('getProfile: counts from the aggregates, handle.invalid until verified, then the handle', async () => {
-    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc, a.did limit 1`);
+    const { did } = await firstRow(net.db, `select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc, a.did limit 1`);
     const { status, body } = await get(net.app, query('app.bsky.actor.getProfile', { actor: did }));
     expect(status).toBe(200);
     expectValid(AppBskyActorGetProfile.mainSchema, body);
@@ -94,7 +89,7 @@ describe('actors', () => {
     expectValid(AppBskyActorGetProfiles.mainSchema, profiles.body);
     expect((profiles.body.profiles as Body[]).map((p) => p.did)).toEqual(dids);
 
-    const { name } = await one(`select record->>'displayName' as name from profiles p join actors a on a.id = p.author_id where a.status is null and p.rkey = 'self' and p.record->>'displayName' is not null order by a.did limit 1`);
+    const { name } = await firstRow(net.db, `select record->>'displayName' as name from profiles p join actors a on a.id = p.author_id where a.status is null and p.rkey = 'self' and p.record->>'displayName' is not null order by a.did limit 1`);
     const search = await get(net.app, query('app.bsky.actor.searchActors', { q: name, limit: 5 }));
     expectValid(AppBskyActorSearchActors.mainSchema, search.body);
     expect((search.body.actors as Body[]).some((actor) => actor.displayName === name)).toBe(true);
@@ -104,7 +99,7 @@ describe('actors', () => {
   });
 
   test('searchActors does not match the words of descriptions (sql/00006)', async () => {
-    const { word } = await one(`
+    const { word } = await firstRow(net.db, `
       select w.word from profiles p, regexp_split_to_table(lower(p.record->>'description'), '\\s+') as w(word)
       where p.rkey = 'self' and w.word ~ '^[a-z]{4,}$'
         and not exists (select 1 from profiles q where q.rkey = 'self' and lower(q.record->>'displayName') like '%' || w.word || '%')
@@ -118,7 +113,7 @@ describe('actors', () => {
 
 describe('feeds', () => {
   test('getAuthorFeed: every page valid, newest first, no gaps or repeats, reposts of deleted posts dropped', async () => {
-    const { id, did } = await one(`select a.id, a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc, a.did limit 1`);
+    const { id, did } = await firstRow(net.db, `select a.id, a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc, a.did limit 1`);
     const expected = await net.db.run(
       (sql) => sql`
         select uri from (
@@ -145,7 +140,7 @@ describe('feeds', () => {
   });
 
   test('getAuthorFeed filters and the pinned post', async () => {
-    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc, a.did limit 1`);
+    const { did } = await firstRow(net.db, `select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.posts_count desc, a.did limit 1`);
     const feedOf = async (filter: string) => {
       const { body } = await get(net.app, query('app.bsky.feed.getAuthorFeed', { actor: did, filter, limit: 100 }));
       expectValid(AppBskyFeedGetAuthorFeed.mainSchema, body);
@@ -189,7 +184,7 @@ describe('feeds', () => {
   });
 
   test('quote chains: a quote of a quote shows two levels of viewRecord', async () => {
-    const chain = await one(`
+    const chain = await firstRow(net.db, `
       select a1.did as did, p1.rkey from posts p1
       join posts p2 on p2.author_id = p1.quote_actor_id and p2.rkey = p1.quote_rkey
       join posts p3 on p3.author_id = p2.quote_actor_id and p3.rkey = p2.quote_rkey
@@ -216,7 +211,7 @@ describe('feeds', () => {
   });
 
   test('a quote of a deleted post is viewNotFound', async () => {
-    const row = await one(`
+    const row = await firstRow(net.db, `
       select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null
       where p.quote_actor_id is not null and p.embed->>'$type' = 'app.bsky.embed.record' and p.embed->'record'->>'uri' like '%app.bsky.feed.post%'
         and not exists (select 1 from posts q where q.author_id = p.quote_actor_id and q.rkey = p.quote_rkey)
@@ -250,7 +245,7 @@ describe('feeds', () => {
   });
 
   test('searchPosts: full text, author, lang, since/until, sort=top, pagination', async () => {
-    const { word } = await one(`select 'river' as word`);
+    const { word } = await firstRow(net.db, `select 'river' as word`);
     const all: string[] = [];
     let cursor: string | undefined;
     do {
@@ -282,7 +277,7 @@ describe('feeds', () => {
 
 describe('threads', () => {
   test('getPostThread: parents up to parentHeight, replies down to depth, counts match', async () => {
-    const row = await one(`
+    const row = await firstRow(net.db, `
       select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null
       join posts parent on parent.author_id = p.reply_parent_actor_id and parent.rkey = p.reply_parent_rkey
       where exists (
@@ -305,7 +300,7 @@ describe('threads', () => {
   });
 
   test('a reply whose parent was deleted shows the parent as notFoundPost', async () => {
-    const row = await one(`
+    const row = await firstRow(net.db, `
       select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null
       where p.reply_parent_actor_id is not null
         and not exists (select 1 from posts q where q.author_id = p.reply_parent_actor_id and q.rkey = p.reply_parent_rkey)
@@ -334,7 +329,7 @@ describe('threads', () => {
 
 describe('graph', () => {
   test('getFollowers and getFollows page through exactly the followers count', async () => {
-    const { did } = await one(`select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc, a.did limit 1`);
+    const { did } = await firstRow(net.db, `select a.did from actors a join actor_counts c on c.actor_id = a.id where a.status is null order by c.followers_count desc, a.did limit 1`);
     const followers: string[] = [];
     let cursor: string | undefined;
     do {
@@ -354,8 +349,8 @@ describe('graph', () => {
   });
 
   test('getRelationships shows follows and blocks both ways', async () => {
-    const block = await one(`select a.did as blocker, s.did as blocked from blocks b join actors a on a.id = b.author_id and a.status is null join actors s on s.id = b.subject_actor_id and s.status is null order by a.did, s.did limit 1`);
-    const follow = await one(`select a.did as follower, s.did as followed from follows f join actors a on a.id = f.author_id and a.status is null join actors s on s.id = f.subject_actor_id and s.status is null order by a.did, s.did limit 1`);
+    const block = await firstRow(net.db, `select a.did as blocker, s.did as blocked from blocks b join actors a on a.id = b.author_id and a.status is null join actors s on s.id = b.subject_actor_id and s.status is null order by a.did, s.did limit 1`);
+    const follow = await firstRow(net.db, `select a.did as follower, s.did as followed from follows f join actors a on a.id = f.author_id and a.status is null join actors s on s.id = f.subject_actor_id and s.status is null order by a.did, s.did limit 1`);
     const { body } = await get(net.app, query('app.bsky.graph.getRelationships', { actor: block.blocker, others: [block.blocked, 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'] }));
     expectValid(AppBskyGraphGetRelationships.mainSchema, body);
     expect(body.relationships[0].blocking).toStartWith(`at://${block.blocker}/app.bsky.graph.block/`);
@@ -367,7 +362,7 @@ describe('graph', () => {
   });
 
   test('getLists, getList, getStarterPack', async () => {
-    const list = await one(`select a.did, l.rkey from lists l join actors a on a.id = l.author_id and a.status is null
+    const list = await firstRow(net.db, `select a.did, l.rkey from lists l join actors a on a.id = l.author_id and a.status is null
       where exists (select 1 from list_items i where i.ref_actor_id = l.author_id and i.ref_rkey = l.rkey) order by a.did, l.rkey limit 1`);
     const lists = await get(net.app, query('app.bsky.graph.getLists', { actor: list.did }));
     expectValid(AppBskyGraphGetLists.mainSchema, lists.body);
@@ -378,14 +373,14 @@ describe('graph', () => {
     expect(body.list.uri).toBe(uri);
     expect(body.list.listItemCount).toBeGreaterThanOrEqual((body.items as Body[]).length);
 
-    const pack = await one(`select a.did, s.rkey from starter_packs s join actors a on a.id = s.author_id and a.status is null order by a.did, s.rkey limit 1`);
+    const pack = await firstRow(net.db, `select a.did, s.rkey from starter_packs s join actors a on a.id = s.author_id and a.status is null order by a.did, s.rkey limit 1`);
     const packView = await get(net.app, query('app.bsky.graph.getStarterPack', { starterPack: `at://${pack.did}/app.bsky.graph.starterpack/${pack.rkey}` }));
     expect(packView.status).toBe(200);
     expectValid(AppBskyGraphGetStarterPack.mainSchema, packView.body);
   });
 
   test('getFeedGenerator(s): the view, offline when its service cannot be resolved', async () => {
-    const gen = await one(`select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null order by a.did, g.rkey limit 1`);
+    const gen = await firstRow(net.db, `select a.did, g.rkey from feed_generators g join actors a on a.id = g.author_id and a.status is null order by a.did, g.rkey limit 1`);
     const uri = `at://${gen.did}/app.bsky.feed.generator/${gen.rkey}`;
     const { body } = await get(net.app, query('app.bsky.feed.getFeedGenerator', { feed: uri }));
     expectValid(AppBskyFeedGetFeedGenerator.mainSchema, body);
