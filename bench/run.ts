@@ -5,7 +5,7 @@
  * the server DATABASE_URL names), the simulator in two processes (the relay, with every frame
  * generated before the clock starts, and a PLC directory that only answers
  * identity lookups), and the real ingester as `bun run start` runs it (`src/main.ts`, in its own
- * process). The clock runs from the ingester's start until the stored cursor reaches the
+ * process, with the variables the start script sets unless this environment sets them). The clock runs from the ingester's start until the stored cursor reaches the
  * simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
  * for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
  * time minus the time the simulator released the event (its pace is known); `healthP99Ms` and
@@ -24,6 +24,7 @@ import { createLogger } from '../src/log.ts';
 import { embeddedPostgresSettings } from '../src/db/postgres-settings.ts';
 import { freePort } from '../src/lib/free-port.ts';
 import { percentile } from '../src/lib/percentile.ts';
+import { startScriptEnv } from './start-env.ts';
 
 interface Scenario {
   readonly description: string;
@@ -131,6 +132,7 @@ async function run(name: string, scenario: Scenario) {
   const ingester = Bun.spawn([process.execPath, ...profileFlags, join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
     env: {
+      ...(await startScriptEnv(ROOT)),
       ...process.env,
       DATABASE_URL: databaseUrl,
       RELAY_URL: sim.relayUrl,
