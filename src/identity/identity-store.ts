@@ -2,7 +2,9 @@
 // learnt onto actors (and a fetched profile into profiles), and putting jobs back.
 //
 // Owns no state; every function takes `sql` first so the worker composes them into short
-// transactions (no transaction ever spans a network request). Promises:
+// transactions (no transaction ever spans a network request); the ones that are a single
+// statement (`claimJobs`, `enqueueStale`, `pendingCount`) take the pool and run on their own, and
+// the statements of one function are sent together, not one round trip each. Promises:
 // - `claimJobs` takes due rows in not_before order with `for update skip locked` and leases them:
 //   not_before moves to the lease end (millisecond precision, returned as `leaseUntil`) and
 //   attempts grows by one, so a crashed worker's jobs come back when the lease ends.
@@ -13,7 +15,7 @@
 //   other actor in the same transaction, so actors_handle_unique always holds.
 // - `saveProfile` is the firehose's insert (on conflict do nothing) plus the record_counts delta
 //   for the rows it really inserted; it never writes a profile for a deleted account.
-import type { TransactionSql } from '../db/database.ts';
+import type { Sql, TransactionSql } from '../db/database.ts';
 import { PROFILE_COLLECTION } from './profile-fetcher.ts';
 
 export type DidStatus = 'ok' | 'tombstoned' | 'not-found' | 'bad-document' | 'unsupported-did' | 'unresolvable';
@@ -54,7 +56,7 @@ export interface FetchedProfile {
 }
 
 export async function claimJobs(
-  sql: TransactionSql,
+  sql: Sql,
   options: { limit: number; leaseMs: number; exclude: readonly number[] },
 ): Promise<IdentityJob[]> {
   if (options.limit < 1) return [];
@@ -82,16 +84,18 @@ export async function claimJobs(
 /** Writes a resolved identity; returns how many other actors lost the handle to this one. */
 export async function saveResolved(sql: TransactionSql, actorId: number, identity: ResolvedIdentity): Promise<number> {
   const handle = identity.verifiedHandle;
-  let taken = 0;
-  if (handle !== null) {
-    await sql`select pg_advisory_xact_lock(hashtextextended(${`aqueduct/handle/${handle}`}, 0))`;
-    const losers = await sql`
-      update actors set handle = null, handle_verified_at = null
-      where handle = ${handle} and id <> ${actorId}
-      returning id`;
-    taken = losers.length;
-  }
-  await sql`
+  // sent together: PostgreSQL runs them in this order, the lock first
+  const losers =
+    handle === null
+      ? []
+      : [
+          sql`select pg_advisory_xact_lock(hashtextextended(${`aqueduct/handle/${handle}`}, 0))`,
+          sql`
+            update actors set handle = null, handle_verified_at = null
+            where handle = ${handle} and id <> ${actorId}
+            returning id`,
+        ];
+  const update = sql`
     update actors set
       handle = ${handle},
       claimed_handle = ${identity.claimedHandle},
@@ -102,7 +106,8 @@ export async function saveResolved(sql: TransactionSql, actorId: number, identit
       identity_checked_at = now(),
       identity_error = null
     where id = ${actorId}`;
-  return taken;
+  const [, taken] = await Promise.all([...losers, update]);
+  return handle === null ? 0 : taken!.length;
 }
 
 /** A DID without a usable document: marked, its handle dropped, last known PDS and key kept. */
@@ -119,17 +124,20 @@ export async function saveDead(sql: TransactionSql, actorId: number, didStatus: 
 
 /** Inserts the profile unless one exists or the account is deleted; true when a row was written. */
 export async function saveProfile(sql: TransactionSql, actorId: number, profile: FetchedProfile): Promise<boolean> {
-  const inserted = await sql`
-    insert into profiles (author_id, rkey, cid, created_at, record)
-    select ${actorId}, 'self', ${profile.cid}, ${profile.createdAt}::timestamptz, ${profile.record}::text::jsonb
-    where not exists (select 1 from actors where id = ${actorId} and status = 'deleted')
-    on conflict do nothing
-    returning author_id`;
-  if (inserted.length === 0) return false;
-  await sql`
-    insert into record_counts as c (collection, count) values (${PROFILE_COLLECTION}, 1)
-    on conflict (collection) do update set count = c.count + 1`;
-  return true;
+  const [row] = await sql<Array<{ inserted: number }>>`
+    with inserted as (
+      insert into profiles (author_id, rkey, cid, created_at, record)
+      select ${actorId}, 'self', ${profile.cid}, ${profile.createdAt}::timestamptz, ${profile.record}::text::jsonb
+      where not exists (select 1 from actors where id = ${actorId} and status = 'deleted')
+      on conflict do nothing
+      returning author_id
+    ), counted as (
+      insert into record_counts as c (collection, count)
+      select ${PROFILE_COLLECTION}, 1 from inserted
+      on conflict (collection) do update set count = c.count + 1
+    )
+    select count(*)::int as inserted from inserted`;
+  return (row?.inserted ?? 0) > 0;
 }
 
 /** Removes the job unless it was re-enqueued meanwhile; true when removed. */
@@ -184,7 +192,7 @@ export async function dropJob(sql: TransactionSql, job: IdentityJob): Promise<vo
  * Enqueues up to `limit` actors whose identity is older than `olderThanMs` (or was never
  * checked), stalest first; tombstoned and unsupported DIDs and deleted accounts are left alone.
  */
-export async function enqueueStale(sql: TransactionSql, olderThanMs: number, limit: number): Promise<number> {
+export async function enqueueStale(sql: Sql, olderThanMs: number, limit: number): Promise<number> {
   const rows = await sql`
     insert into identity_queue (actor_id, reason)
     select a.id, 'refresh' from actors a
@@ -201,7 +209,7 @@ export async function enqueueStale(sql: TransactionSql, olderThanMs: number, lim
 }
 
 /** Actors waiting in the queue (due or backing off). */
-export async function pendingCount(sql: TransactionSql): Promise<number> {
+export async function pendingCount(sql: Sql): Promise<number> {
   const [row] = await sql<Array<{ count: number }>>`select count(*)::int as count from identity_queue`;
   return row?.count ?? 0;
 }

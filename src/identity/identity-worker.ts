@@ -281,7 +281,7 @@ export class IdentityWorker {
             // half-open: one job probes PLC, the others wait for its verdict
             const want = plc === 'half-open' ? 1 : free;
             const exclude = [...this.#inflight.keys()];
-            const jobs = await this.#db.begin((sql) => claimJobs(sql, { limit: want, leaseMs: this.#leaseMs, exclude }));
+            const jobs = await this.#db.run((sql) => claimJobs(sql, { limit: want, leaseMs: this.#leaseMs, exclude }));
             for (const job of jobs) this.#launch(job, signal);
             // all we asked for: more may be due, take them as soon as a slot frees
             if (jobs.length === want) untilSlotFree = true;
@@ -318,10 +318,10 @@ export class IdentityWorker {
   }
 
   async #housekeep(sweep: boolean): Promise<void> {
-    this.#pending = await this.#db.begin((sql) => pendingCount(sql));
+    this.#pending = await this.#db.run((sql) => pendingCount(sql));
     // refresh only while the queue is short: a backlog (PLC down) must not grow further
     if (sweep && this.#pending < this.#limit * 20) {
-      const added = await this.#db.begin((sql) => enqueueStale(sql, this.#refreshMs, this.#sweepBatch));
+      const added = await this.#db.run((sql) => enqueueStale(sql, this.#refreshMs, this.#sweepBatch));
       this.#counters.staleEnqueued += added;
       this.#pending += added;
       if (added) this.#log.debug('identity refresh enqueued', { actors: added });
@@ -379,10 +379,13 @@ export class IdentityWorker {
       pdsEndpoint: doc.pdsEndpoint,
       signingKey: doc.signingKey,
     };
+    // one transaction, its statements sent together (PostgreSQL runs them in the order sent)
     const saved = await this.#db.begin(async (sql) => {
-      const taken = await saveResolved(sql, job.actorId, identity);
-      const inserted = profile?.kind === 'found' ? await saveProfile(sql, job.actorId, profile) : false;
-      if (profileError === null) await finishJob(sql, job);
+      const [taken, inserted] = await Promise.all([
+        saveResolved(sql, job.actorId, identity),
+        profile?.kind === 'found' ? saveProfile(sql, job.actorId, profile) : false,
+        profileError === null ? finishJob(sql, job) : null,
+      ]);
       return { taken, inserted };
     });
     this.#counters.handlesTaken += saved.taken;
@@ -425,8 +428,7 @@ export class IdentityWorker {
       }
     }
     const inserted = await this.#db.begin(async (sql) => {
-      const written = profile?.kind === 'found' ? await saveProfile(sql, job.actorId, profile) : false;
-      await finishJob(sql, job);
+      const [written] = await Promise.all([profile?.kind === 'found' ? saveProfile(sql, job.actorId, profile) : false, finishJob(sql, job)]);
       return written;
     });
     this.#countProfile(profile, inserted);

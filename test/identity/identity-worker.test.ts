@@ -348,7 +348,7 @@ describe('IdentityWorker', () => {
     expect(plcLog.filter((entry) => entry.did === did).length).toBe(2);
     // the refresh sweep leaves it alone even when it is old
     await database.db.run((sql) => sql`update actors set identity_checked_at = now() - interval '100 days' where id = ${id}`);
-    await database.db.begin((sql) => enqueueStale(sql, 3_600_000, 100_000));
+    await database.db.run((sql) => enqueueStale(sql, 3_600_000, 100_000));
     expect(await queued(database.db, did)).toBeNull();
   });
 
