@@ -84,17 +84,7 @@ export async function claimJobs(
 /** Writes a resolved identity; returns how many other actors lost the handle to this one. */
 export async function saveResolved(sql: TransactionSql, actorId: number, identity: ResolvedIdentity): Promise<number> {
   const handle = identity.verifiedHandle;
-  // sent together: PostgreSQL runs them in this order, the lock first
-  const losers =
-    handle === null
-      ? []
-      : [
-          sql`select pg_advisory_xact_lock(hashtextextended(${`aqueduct/handle/${handle}`}, 0))`,
-          sql`
-            update actors set handle = null, handle_verified_at = null
-            where handle = ${handle} and id <> ${actorId}
-            returning id`,
-        ];
+  // postgres.js sends a statement when it is first awaited
   const update = sql`
     update actors set
       handle = ${handle},
@@ -106,8 +96,20 @@ export async function saveResolved(sql: TransactionSql, actorId: number, identit
       identity_checked_at = now(),
       identity_error = null
     where id = ${actorId}`;
-  const [, taken] = await Promise.all([...losers, update]);
-  return handle === null ? 0 : taken!.length;
+  if (handle === null) {
+    await update;
+    return 0;
+  }
+  // sent together, in this order: PostgreSQL takes the lock first
+  const [, losers] = await Promise.all([
+    sql`select pg_advisory_xact_lock(hashtextextended(${`aqueduct/handle/${handle}`}, 0))`,
+    sql`
+      update actors set handle = null, handle_verified_at = null
+      where handle = ${handle} and id <> ${actorId}
+      returning id`,
+    update,
+  ]);
+  return losers.length;
 }
 
 /** A DID without a usable document: marked, its handle dropped, last known PDS and key kept. */
