@@ -5,8 +5,8 @@
  * the server DATABASE_URL names), the simulator in two processes (the relay, with every frame
  * generated before the clock starts, and a PLC directory that only answers
  * identity lookups), and the real ingester as `bun run start` runs it (`src/main.ts`, in its own
- * process, with the variables the start script sets unless this environment sets them). The clock runs from the ingester's start until the stored cursor reaches the
- * simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
+ * process, with the variables the start script sets unless this environment sets them). The
+ * clock runs from the ingester's start until the stored cursor reaches the simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
  * for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
  * time minus the time the simulator released the event (its pace is known); `healthP99Ms` and
  * `healthMaxMs` are how long the ingester's `/health` (answered from memory) took, asked every

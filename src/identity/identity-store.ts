@@ -4,7 +4,8 @@
 // Owns no state; every function takes `sql` first so the worker composes them into short
 // transactions (no transaction ever spans a network request); the ones that are a single
 // statement (`claimJobs`, `enqueueStale`, `pendingCount`) take the pool and run on their own, and
-// the statements of one function are sent together, not one round trip each. Promises:
+// `saveResolved` and `saveProfile`, which every resolved job runs, cost one round trip each, their
+// statements sent together or merged into one. Promises:
 // - `claimJobs` takes due rows in not_before order with `for update skip locked` and leases them:
 //   not_before moves to the lease end (millisecond precision, returned as `leaseUntil`) and
 //   attempts grows by one, so a crashed worker's jobs come back when the lease ends.

@@ -12,10 +12,10 @@
  * connection (`beginOnWriterConnection`: there they stay prepared, which pipelining needs;
  * PostgreSQL runs them in the order sent) and awaited together; within the middle stage of a
  * large batch each table's statements go out as soon as they are built, so PostgreSQL executes
- * while the next table's parameters are built here (a small batch's go out in one send). A batch then costs a handful of round trips instead
- * of one per statement, which is most of what a quiet firehose costs: every round trip wakes
- * PostgreSQL and then this process. When one
- * statement fails, the ones sent after it fail too ("transaction aborted"); the error thrown is
+ * while the next table's parameters are built here (a small batch's go out in one send). A batch
+ * then costs a handful of round trips instead of one per statement, which is most of what a quiet
+ * firehose costs: every round trip wakes PostgreSQL and then this process. When one statement
+ * fails, the ones sent after it fail too ("transaction aborted"); the error thrown is
  * always the first in the order sent, so the pipeline sees the real one (a value the database
  * refuses is then bisected to its event, not retried forever).
  *
@@ -42,7 +42,7 @@ const UNIQUE_VIOLATION = '23505';
 /**
  * From this many events a batch's tables are sent one at a time while the next is built; below,
  * building them all takes less than a send and a wake of PostgreSQL per table (at 450 commits/s a
- * batch holds ~45 events: 5-6 sends became one).
+ * batch holds ~45 events, and its sends fell from ~8 to ~5).
  */
 const OVERLAP_EVENTS = 500;
 
