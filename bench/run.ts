@@ -123,7 +123,7 @@ function scaled(scenario: Scenario, commits: number): Scenario {
 }
 
 async function run(name: string, scenario: Scenario) {
-  const databaseUrl = await freshDatabase();
+  const { url: databaseUrl, serverPid } = await freshDatabase();
   if (scenario.preloadRecords) await preload(databaseUrl, scenario.preloadRecords);
 
   const sim = await startSim(scenario);
@@ -167,7 +167,7 @@ async function run(name: string, scenario: Scenario) {
 
   const sql = connectPostgres(databaseUrl, { max: 1, onnotice: () => {} });
   cleanups.push(() => sql.end({ timeout: 5 }));
-  const cpuNow = async () => ({ ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids()), simulator: await cpuSeconds(sim.pids) });
+  const cpuNow = async () => ({ ingester: await cpuSeconds([ingester.pid]), postgres: await cpuSeconds(await postgresPids(serverPid)), simulator: await cpuSeconds(sim.pids) });
   const cpuStart = await cpuNow();
   const lags: number[] = [];
   let cursor = 0;
@@ -229,7 +229,8 @@ async function run(name: string, scenario: Scenario) {
   };
 }
 
-async function freshDatabase(): Promise<string> {
+/** The database to run on, and the embedded server's process (null: DATABASE_URL's server). */
+async function freshDatabase(): Promise<{ url: string; serverPid: number | null }> {
   const external = process.env.DATABASE_URL;
   if (external) {
     const name = `aqueduct_bench_${Date.now()}`;
@@ -243,7 +244,7 @@ async function freshDatabase(): Promise<string> {
       await drop.unsafe(`drop database if exists ${name} with (force)`);
       await drop.end();
     });
-    return url.href;
+    return { url: url.href, serverPid: null };
   }
   const dir = await mkdtemp(join(tmpdir(), 'aqueduct-bench-'));
   await chmod(dir, 0o755);
@@ -252,7 +253,7 @@ async function freshDatabase(): Promise<string> {
     await server.stop();
     if (!values['keep-data']) await rm(dir, { recursive: true, force: true });
   });
-  return server.url;
+  return { url: server.url, serverPid: server.pid };
 }
 
 async function preload(url: string, records: number): Promise<void> {
@@ -397,13 +398,25 @@ async function cpuSeconds(pids: number[]): Promise<number> {
   return total;
 }
 
-async function postgresPids(): Promise<number[]> {
+/**
+ * The embedded server's processes (its postmaster and the backends it started), so another
+ * PostgreSQL on the box is not counted; with DATABASE_URL, every PostgreSQL process on this box.
+ */
+async function postgresPids(serverPid: number | null): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
+      if (serverPid !== null) {
+        const pid = Number(entry);
+        // /proc/N/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after its ')'
+        const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (pid === serverPid || parent === serverPid) pids.push(pid);
+        continue;
+      }
       const name = (await readFile(`/proc/${entry}/comm`, 'utf8')).trim();
-      if (name === 'postgres' || name.startsWith('postgres')) pids.push(Number(entry));
+      if (name.startsWith('postgres')) pids.push(Number(entry));
     } catch {
       // gone
     }

@@ -44,6 +44,8 @@ test('bun run bench completes a small flood and writes every figure', async () =
   }
   expect(result).toMatchObject({ scenario: 'flood', commits: 2000, dropped: 0, rejected: 0, verify: true, poolSize: 32 });
   expect(result.commitsPerSec).toBeGreaterThan(0);
+  expect(result.cpuCoresIngester).toBeGreaterThan(0);
+  expect(result.cpuCoresPostgres).toBeGreaterThan(0);
   expect(result.peakRssMb).toBeGreaterThan(0);
   expect(result.dbBytesPerCommit).toBeGreaterThan(0);
 }, 180_000);
