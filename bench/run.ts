@@ -6,8 +6,9 @@
  * generated before the clock starts, and a PLC directory that only answers
  * identity lookups), and the real ingester as `bun run start` runs it (`src/main.ts`, in its own
  * process, with the variables the start script sets unless this environment sets them). The
- * clock runs from the ingester's start until the stored cursor reaches the simulator's last seq. CPU is read from /proc for the ingester, for every PostgreSQL process and
- * for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
+ * clock runs from the ingester's start until the stored cursor reaches the simulator's last seq.
+ * CPU is read from /proc for the ingester, for the embedded server's processes (with DATABASE_URL:
+ * every PostgreSQL process on this box) and for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
  * time minus the time the simulator released the event (its pace is known); `healthP99Ms` and
  * `healthMaxMs` are how long the ingester's `/health` (answered from memory) took, asked every
  * 200 ms during the run: how long the thread keeps others waiting. Prints a table;
