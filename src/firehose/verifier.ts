@@ -7,9 +7,11 @@
  * an idle thread wakes it, which costs both threads more than the check. When it is busy, checks
  * go to the worker with their key in batches (see SEND_AT), packed into one transferred buffer (the
  * protocol is in verify-worker.ts), so the thread that reads the socket and writes batches spends
- * ~2 us per commit on verification instead of ~50 us. A key not cached
- * is fetched by the worker (a prefetch waits its turn behind other prefetches; a commit waiting
- * for its key hurries it). A failed check is decided by the cache's policy (a refetch of a key
+ * ~2 us per commit on verification instead of ~50 us. A key not cached is fetched by the worker
+ * when the firehose is busy (a prefetch waits its turn behind other prefetches; a commit waiting
+ * for its key hurries it), and right here when it is light, for the same reason as the checks: a
+ * message to the idle worker, its fetch and its answer each wake a thread (this thread's resolver
+ * has circuit breakers and a document cache of its own). A failed check is decided by the cache's policy (a refetch of a key
  * that is not fresh), on this thread: bad signatures are rare. If the worker dies, a new one is
  * started and what it held (checks and fetches) is sent again: nothing is lost or answered twice.
  *
@@ -17,7 +19,8 @@
  */
 import type { CheckedMessage, InitMessage, ResolveAnswer, ResolvedMessage, WorkMessage } from './verify-worker.ts';
 import { keyFailure, SigningKeyCache, type KeyResolver, type VerifyOutcome } from './signing-keys.ts';
-import { DidResolutionError } from '../identity/did-resolver.ts';
+import { DidResolutionError, DidResolver } from '../identity/did-resolver.ts';
+import { GuardedKeyResolver } from './guarded-key-resolver.ts';
 import type { Logger } from '../log.ts';
 
 export interface CommitVerifier {
@@ -115,14 +118,19 @@ export class WorkerVerifier implements CommitVerifier {
   restarts = 0;
   /** Checks the worker answered (the busy firehose's path). */
   checksOnWorker = 0;
+  /** Documents the worker fetched (the busy firehose's path). */
+  fetchesOnWorker = 0;
 
   private constructor(plcUrl: string, log: Logger, workerUrl: URL) {
     this.#plcUrl = plcUrl;
     this.#log = log;
     this.#workerUrl = workerUrl;
+    const here = new GuardedKeyResolver(new DidResolver({ plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));
     const resolver: KeyResolver = {
-      resolve: (did, purpose) => this.#resolve(did, purpose === 'prefetch'),
+      resolve: (did, purpose) =>
+        this.#commitsPerSecond(0) < LIGHT_LOAD_PER_SECOND ? here.resolve(did) : this.#resolve(did, purpose === 'prefetch'),
       invalidate: (did) => {
+        here.invalidate(did);
         this.#box().invalidate.push(did);
       },
     };
@@ -304,6 +312,7 @@ export class WorkerVerifier implements CommitVerifier {
       const resolution = this.#resolutions.get(id);
       if (!resolution) continue;
       this.#resolutions.delete(id);
+      this.fetchesOnWorker++;
       if (resolution.prefetch) this.#prefetching.delete(resolution.did);
       const answer = message.answers[index] as ResolveAnswer;
       if ('signingKey' in answer) resolution.resolve(answer);

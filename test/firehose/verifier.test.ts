@@ -42,6 +42,7 @@ describe('WorkerVerifier', () => {
       expect(await verifier.verify(did(11), unsigned(0), new Uint8Array(64))).toBe('key-invalid');
       expect(await verifier.verify(did(12), unsigned(0), new Uint8Array(64))).toBe('key-unavailable');
       expect(verifier.checksOnWorker).toBe(0);
+      expect(verifier.fetchesOnWorker).toBe(0);
 
       // busy: more commits in a second than the light limit, packed for the worker with their
       // sizes; every 7th is signed by the wrong key, every 13th has its sig cut short by a byte
