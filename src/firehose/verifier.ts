@@ -2,18 +2,18 @@
  * Commit verification for the pipeline: where signatures are checked and keys fetched.
  *
  * `WorkerVerifier` keeps the one signing-key cache on the calling thread (the pipeline's) and a
- * worker thread (`verify-worker.ts`) beside it that fetches DID documents. While the firehose is
- * light (below LIGHT_LOAD_PER_SECOND commits) a commit is checked right here, ~70 us: a message to
- * an idle thread wakes it, which costs both threads more than the check. When it is busy, checks
- * go to the worker with their key in batches (see SEND_AT), packed into one transferred buffer (the
- * protocol is in verify-worker.ts), so the thread that reads the socket and writes batches spends
- * ~2 us per commit on verification instead of ~50 us. A key not cached is fetched by the worker
- * when the firehose is busy (a prefetch waits its turn behind other prefetches; a commit waiting
- * for its key hurries it), and right here when it is light, for the same reason as the checks: a
- * message to the idle worker, its fetch and its answer each wake a thread (this thread's resolver
- * has circuit breakers and a document cache of its own). A failed check is decided by the cache's policy (a refetch of a key
- * that is not fresh), on this thread: bad signatures are rare. If the worker dies, a new one is
- * started and what it held (checks and fetches) is sent again: nothing is lost or answered twice.
+ * worker thread (`verify-worker.ts`) beside it. While the firehose is light (below
+ * LIGHT_LOAD_PER_SECOND commits) a commit is checked right here, ~70 us, and a key not cached is
+ * fetched right here too (through this thread's own resolver, with circuit breakers and a
+ * document cache of its own): a message to an idle thread wakes it, and its answer wakes this one,
+ * which costs both threads more than the work. When it is busy, checks go to the worker with their
+ * key in batches (see SEND_AT), packed into one transferred buffer (the protocol is in
+ * verify-worker.ts), so the thread that reads the socket and writes batches spends ~2 us per
+ * commit on verification instead of ~50 us; keys not cached are fetched by the worker (a prefetch
+ * waits its turn behind other prefetches; a commit waiting for its key hurries it). A failed check
+ * is decided by the cache's policy (a refetch of a key that is not fresh), on this thread: bad
+ * signatures are rare. If the worker dies, a new one is started and what it held (checks and
+ * fetches) is sent again: nothing is lost or answered twice.
  *
  * `InlineVerifier` does everything on the calling thread (tests).
  */
