@@ -1,5 +1,5 @@
 /**
- * The verification worker: DID document fetches, and signature checks when the firehose is busy.
+ * The verification worker: DID document fetches and signature checks when the firehose is busy.
  *
  * Holds no signing-key cache: the one cache lives with `WorkerVerifier` on the pipeline's thread,
  * which sends each check its key. Here: fetching and parsing DID documents (a `DidResolver`
