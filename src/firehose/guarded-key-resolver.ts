@@ -9,7 +9,7 @@
  * found, tombstoned, a bad document) count as the host working.
  */
 import { CircuitBreakers, CircuitOpenError } from '../identity/circuit-breaker.ts';
-import { DidResolutionError, isTransientResolutionFailure, type DidResolver, type ResolvedDid } from '../identity/did-resolver.ts';
+import { DidResolutionError, DidResolver, isTransientResolutionFailure, type ResolvedDid } from '../identity/did-resolver.ts';
 import type { KeyResolver } from './signing-keys.ts';
 
 export class GuardedKeyResolver implements KeyResolver {
@@ -45,3 +45,10 @@ export class GuardedKeyResolver implements KeyResolver {
     this.#resolver.invalidate(did);
   }
 }
+
+/**
+ * The resolver a verifying thread fetches keys with: the directory at `plcUrl`, behind circuit
+ * breakers. The signing-key cache lives on the pipeline's thread, so the document cache stays small.
+ */
+export const commitKeyResolver = (plcUrl: string): GuardedKeyResolver =>
+  new GuardedKeyResolver(new DidResolver({ plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));

@@ -19,8 +19,8 @@
  */
 import type { CheckedMessage, InitMessage, ResolveAnswer, ResolvedMessage, WorkMessage } from './verify-worker.ts';
 import { keyFailure, SigningKeyCache, type KeyResolver, type VerifyOutcome } from './signing-keys.ts';
-import { DidResolutionError, DidResolver } from '../identity/did-resolver.ts';
-import { GuardedKeyResolver } from './guarded-key-resolver.ts';
+import { DidResolutionError } from '../identity/did-resolver.ts';
+import { commitKeyResolver } from './guarded-key-resolver.ts';
 import type { Logger } from '../log.ts';
 
 export interface CommitVerifier {
@@ -125,7 +125,7 @@ export class WorkerVerifier implements CommitVerifier {
     this.#plcUrl = plcUrl;
     this.#log = log;
     this.#workerUrl = workerUrl;
-    const here = new GuardedKeyResolver(new DidResolver({ plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));
+    const here = commitKeyResolver(plcUrl);
     const resolver: KeyResolver = {
       resolve: (did, purpose) =>
         this.#commitsPerSecond(0) < LIGHT_LOAD_PER_SECOND ? here.resolve(did) : this.#resolve(did, purpose === 'prefetch'),

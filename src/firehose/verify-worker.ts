@@ -20,8 +20,8 @@
  * every answer is a signing key (or null: the document has none) or a failure the pipeline's
  * thread rebuilds as a `DidResolutionError`.
  */
-import { DidResolutionError, DidResolver, type DidResolutionErrorReason } from '../identity/did-resolver.ts';
-import { GuardedKeyResolver } from './guarded-key-resolver.ts';
+import { DidResolutionError, type DidResolutionErrorReason } from '../identity/did-resolver.ts';
+import { commitKeyResolver, type GuardedKeyResolver } from './guarded-key-resolver.ts';
 import { verifySecp256k1Signature } from './signature.ts';
 
 declare const self: Worker;
@@ -75,8 +75,7 @@ const waitingIds = new Map<string, number[]>();
 self.onmessage = (event: MessageEvent<InitMessage | WorkMessage>) => {
   const message = event.data;
   if (message.type === 'init') {
-    // the signing-key cache is on the pipeline's thread: the document cache here stays small
-    resolver = new GuardedKeyResolver(new DidResolver({ plcUrl: message.plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));
+    resolver = commitKeyResolver(message.plcUrl);
     self.postMessage({ type: 'ready' });
     return;
   }
