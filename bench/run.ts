@@ -8,8 +8,9 @@
  * process, with the variables the start script sets unless this environment sets them). The
  * clock runs from the ingester's start until the stored cursor reaches the simulator's last seq.
  * CPU is read from /proc for the ingester, for the embedded server's processes (with DATABASE_URL:
- * every PostgreSQL process on this box) and for both simulator processes; peak RSS is the ingester's VmHWM; lag (paced scenarios) is commit
- * time minus the time the simulator released the event (its pace is known); `healthP99Ms` and
+ * every PostgreSQL process on this box) and for both simulator processes; peak RSS is the
+ * ingester's VmHWM; lag (paced scenarios) is commit time minus the time the simulator released
+ * the event (its pace is known); `healthP99Ms` and
  * `healthMaxMs` are how long the ingester's `/health` (answered from memory) took, asked every
  * 200 ms during the run: how long the thread keeps others waiting. Prints a table;
  * `--json` writes the same figures; `--profile DIR` writes the ingester's main-thread CPU profile.
@@ -384,13 +385,18 @@ function followLog(stream: ReadableStream<Uint8Array>): Promise<string> {
   });
 }
 
+/** The fields of /proc/N/stat after "pid (comm) ", from state on (comm may hold spaces). */
+async function statFields(pid: number): Promise<string[]> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 async function cpuSeconds(pids: number[]): Promise<number> {
   const ticks = 100; // USER_HZ
   let total = 0;
   for (const pid of pids) {
     try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = await statFields(pid);
       total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
     } catch {
       // the process ended
@@ -407,17 +413,13 @@ async function postgresPids(serverPid: number | null): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
     try {
-      if (serverPid !== null) {
-        const pid = Number(entry);
-        // /proc/N/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after its ')'
-        const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (pid === serverPid || parent === serverPid) pids.push(pid);
-        continue;
-      }
-      const name = (await readFile(`/proc/${entry}/comm`, 'utf8')).trim();
-      if (name.startsWith('postgres')) pids.push(Number(entry));
+      const counted =
+        serverPid === null
+          ? (await readFile(`/proc/${entry}/comm`, 'utf8')).startsWith('postgres')
+          : pid === serverPid || Number((await statFields(pid))[1]) === serverPid; // its parent
+      if (counted) pids.push(pid);
     } catch {
       // gone
     }
