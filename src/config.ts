@@ -24,6 +24,8 @@ export interface Config {
   readonly firehoseStart: FirehoseStart;
   readonly firehoseEnabled: boolean;
   readonly plcUrl: string;
+  /** Learn new accounts' signing keys from the PLC directory's export (plc-export.ts). */
+  readonly plcFollowExport: boolean;
   readonly handleResolverUrl: string | null;
   readonly verifyCommits: boolean;
   readonly dbPoolSize: number;
@@ -73,6 +75,7 @@ export const DEFAULTS = Object.freeze({
   RELAY_URL: 'wss://bsky.network',
   FIREHOSE_START: 'live',
   PLC_URL: 'https://plc.directory',
+  PLC_FOLLOW_EXPORT: true,
   VERIFY_COMMITS: true,
   DB_POOL_SIZE: 32,
   // not the guide's 80: see .env.example
@@ -124,6 +127,7 @@ export function loadConfig(env: Env): LoadedConfig {
     firehoseStart: readFirehoseStart(read),
     firehoseEnabled: readBool(read, 'FIREHOSE_ENABLED', DEFAULTS.FIREHOSE_ENABLED),
     plcUrl: readUrl(read, 'PLC_URL', DEFAULTS.PLC_URL, ['http:', 'https:']),
+    plcFollowExport: readBool(read, 'PLC_FOLLOW_EXPORT', DEFAULTS.PLC_FOLLOW_EXPORT),
     handleResolverUrl: read('HANDLE_RESOLVER_URL')
       ? readUrl(read, 'HANDLE_RESOLVER_URL', '', ['http:', 'https:'])
       : null,

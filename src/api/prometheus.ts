@@ -93,6 +93,16 @@ export function renderPrometheus(figures: PrometheusFigures): string {
   w.family('aqueduct_rejected_total', 'counter', 'Events and ops skipped, by reason.', by('reason', ep.rejectedByReason));
   w.family('aqueduct_invalid_records_total', 'counter', 'Records that failed validation, by collection.', by('collection', ep.invalidRecordsByCollection));
   w.family('aqueduct_unverified_commits_total', 'counter', 'Commits indexed without a signature check (signing key unavailable).', ep.unverifiedCommits);
+  const plc = ep.plcExport;
+  if (plc) {
+    w.family('aqueduct_plc_export_operations_total', 'counter', 'PLC operations read from the directory export.', plc.operations);
+    w.family('aqueduct_plc_export_bad_lines_total', 'counter', 'Export lines that were not well-formed PLC operations (skipped).', plc.badLines);
+    w.family('aqueduct_plc_export_failures_total', 'counter', 'Export requests that failed (retried with a backoff).', plc.failures);
+    w.family('aqueduct_plc_export_waits_total', 'counter', "New repos' first commits that waited on the export, by outcome.", [
+      { labels: { outcome: 'answered' }, value: plc.waitsAnswered },
+      { labels: { outcome: 'fetched' }, value: plc.waitsMissed },
+    ]);
+  }
   w.family('aqueduct_batches_total', 'counter', 'Batches committed.', ep.batchesCommitted);
   w.family('aqueduct_batch_write_errors_total', 'counter', 'Batch writes that failed and were retried or split.', ep.batchWriteErrors);
   w.family('aqueduct_batches_rewritten_total', 'counter', 'Batches that met records already stored (replays) and were written again absorbing them.', ep.batchesRewritten);

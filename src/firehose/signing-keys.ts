@@ -7,6 +7,7 @@
 // 'key-unavailable' and never throws. On a failed verification it refetches the key once and
 // retries, unless the key in hand was fetched less than `minRefreshIntervalMs` ago: a repo that
 // keeps sending bad signatures costs one PLC request per interval, not one per commit.
+// `learn(did, key)` takes a key the directory published unasked (its export, plc-export.ts).
 // A cached secp256k1 key is its 65-byte point in one slab (DidSlots gives each DID its place),
 // ~100 bytes per repo instead of ~1 KB of strings and objects; what is handed out is a copy, so a
 // key in hand never changes under its holder. P-256 keys (rare in the network) keep their KeyObject.
@@ -24,9 +25,15 @@ export class SigningKeyError extends ReasonError<SigningKeyErrorReason> {
   override readonly name = 'SigningKeyError';
 }
 
-/** The part of DidResolver this cache needs. A 'prefetch' may wait behind other requests. */
+/**
+ * Why a key is wanted ahead of its commit: 'prefetch' may wait behind other requests; 'new-repo' is
+ * a prefetch for a repo's first commit, whose key the directory's export is about to bring.
+ */
+export type KeyPurpose = 'prefetch' | 'new-repo';
+
+/** The part of DidResolver this cache needs. */
 export interface KeyResolver {
-  resolve(did: string, purpose?: 'prefetch'): Promise<Pick<ResolvedDid, 'signingKey'>>;
+  resolve(did: string, purpose?: KeyPurpose): Promise<Pick<ResolvedDid, 'signingKey'>>;
   invalidate(did: string): void;
 }
 
@@ -89,7 +96,7 @@ export class SigningKeyCache {
   }
 
   /** The repo's signing key; rejects with a SigningKeyError. `purpose` is passed to the resolver. */
-  get(did: string, purpose?: 'prefetch'): Promise<ParsedKey> {
+  get(did: string, purpose?: KeyPurpose): Promise<ParsedKey> {
     const slot = this.#liveSlot(did);
     if (slot >= 0) return Promise.resolve(this.#keyIn(slot));
     const pending = this.#inflight.get(did);
@@ -128,6 +135,29 @@ export class SigningKeyCache {
   /** Whether `get(did)` would answer from memory, without a request. */
   has(did: string): boolean {
     return this.#liveSlot(did) >= 0 || this.#inflight.has(did);
+  }
+
+  /**
+   * A key the directory published without being asked: it replaces the cached one. Null (the DID
+   * has no key now) or a key that does not parse drops the DID instead; a changed key also drops the
+   * resolver's copy of the document.
+   */
+  learn(did: string, signingKey: string | null): void {
+    let key: ParsedKey | null = null;
+    if (signingKey !== null) {
+      try {
+        key = parseDidKey(signingKey);
+      } catch (err) {
+        if (!(err instanceof KeyError)) throw err;
+      }
+    }
+    const slot = this.#slots.find(did);
+    if (key === null) {
+      if (slot >= 0) this.invalidate(did);
+      return;
+    }
+    if (slot >= 0 && this.#keyIn(slot).didKey !== key.didKey) this.#resolver.invalidate(did);
+    this.#store(did, key);
   }
 
   invalidate(did: string): void {
@@ -198,7 +228,7 @@ export class SigningKeyCache {
     this.#p256.delete(slot);
   }
 
-  async #load(did: string, purpose: 'prefetch' | undefined): Promise<ParsedKey> {
+  async #load(did: string, purpose: KeyPurpose | undefined): Promise<ParsedKey> {
     let signingKey: string | null;
     try {
       ({ signingKey } = await this.#resolver.resolve(did, purpose));

@@ -13,20 +13,24 @@
  * waits its turn behind other prefetches; a commit waiting for its key hurries it). A failed check
  * is decided by the cache's policy (a refetch of a key that is not fresh), on this thread: bad
  * signatures are rare. If the worker dies, a new one is started and what it held (checks and
- * fetches) is sent again: nothing is lost or answered twice.
+ * fetches) is sent again: nothing is lost or answered twice. With `followExport`, the PLC
+ * directory's export (plc-export.ts) feeds the key cache here, and a repo's first commit waits for
+ * its next pages before a document is fetched: a storm of new accounts costs one request per page
+ * of up to 1,000 of them.
  *
  * `InlineVerifier` does everything on the calling thread (tests).
  */
 import type { CheckedMessage, InitMessage, ResolveAnswer, ResolvedMessage, WorkMessage } from './verify-worker.ts';
 import { keyFailure, SigningKeyCache, type KeyResolver, type VerifyOutcome } from './signing-keys.ts';
 import { DidResolutionError } from '../identity/did-resolver.ts';
+import { PlcExport, type PlcExportFigures } from '../identity/plc-export.ts';
 import { commitKeyResolver } from './guarded-key-resolver.ts';
 import type { Logger } from '../log.ts';
 
 export interface CommitVerifier {
   verify(did: string, unsignedBytes: Uint8Array, sig: Uint8Array): Promise<VerifyOutcome>;
-  /** Starts fetching `did`'s key if it is not known yet; never waits. */
-  prefetch(did: string): void;
+  /** Starts fetching `did`'s key if it is not known yet (`newRepo`: its first commit); never waits. */
+  prefetch(did: string, newRepo?: boolean): void;
   /** The key changed (an #identity event): fetch it again next time. */
   invalidate(did: string): void;
   close(): Promise<void>;
@@ -95,11 +99,19 @@ const MAX_HOLD_MS = 2;
 const QUIET_HOLD_MS = 10;
 const LIGHT_LOAD_PER_SECOND = 1_000;
 
+export interface WorkerVerifierOptions {
+  /** The worker's module; a compiled binary passes its own. */
+  readonly workerUrl?: URL;
+  /** Follow the directory's export (PLC_FOLLOW_EXPORT). */
+  readonly followExport?: boolean;
+}
+
 export class WorkerVerifier implements CommitVerifier {
   readonly #plcUrl: string;
   readonly #log: Logger;
   readonly #workerUrl: URL;
   readonly #keys: SigningKeyCache;
+  readonly #export: PlcExport | null;
   #worker: Worker;
   #ready: Promise<void>;
   readonly #checks = new Map<number, Check>();
@@ -121,29 +133,43 @@ export class WorkerVerifier implements CommitVerifier {
   /** Documents the worker fetched (the busy firehose's path). */
   fetchesOnWorker = 0;
 
-  private constructor(plcUrl: string, log: Logger, workerUrl: URL) {
+  private constructor(plcUrl: string, log: Logger, workerUrl: URL, followExport: boolean) {
     this.#plcUrl = plcUrl;
     this.#log = log;
     this.#workerUrl = workerUrl;
     const here = commitKeyResolver(plcUrl);
     const resolver: KeyResolver = {
-      resolve: (did, purpose) =>
-        this.#commitsPerSecond(0) < LIGHT_LOAD_PER_SECOND ? here.resolve(did) : this.#resolve(did, purpose === 'prefetch'),
+      resolve: async (did, purpose) => {
+        if (purpose === 'new-repo' && this.#export) {
+          const signingKey = await this.#export.awaitKey(did);
+          if (signingKey !== undefined) return { signingKey };
+        }
+        return this.#commitsPerSecond(0) < LIGHT_LOAD_PER_SECOND ? here.resolve(did) : this.#resolve(did, purpose !== undefined);
+      },
       invalidate: (did) => {
         here.invalidate(did);
         this.#box().invalidate.push(did);
       },
     };
     this.#keys = new SigningKeyCache(resolver);
+    this.#export = followExport
+      ? new PlcExport({ plcUrl, fetch: globalThis.fetch, log, learn: (did, signingKey) => this.#keys.learn(did, signingKey) })
+      : null;
     [this.#worker, this.#ready] = this.#spawn();
   }
 
-  /** Starts the worker and resolves once it answered. */
-  static async start(plcUrl: string, log: Logger, workerUrl: URL = DEFAULT_WORKER_URL): Promise<WorkerVerifier> {
-    const verifier = new WorkerVerifier(plcUrl, log, workerUrl);
+  /** Starts the worker (and the export's loop) and resolves once the worker answered. */
+  static async start(plcUrl: string, log: Logger, options: WorkerVerifierOptions = {}): Promise<WorkerVerifier> {
+    const verifier = new WorkerVerifier(plcUrl, log, options.workerUrl ?? DEFAULT_WORKER_URL, options.followExport === true);
     await verifier.#ready;
     verifier.#started = true;
+    verifier.#export?.start();
     return verifier;
+  }
+
+  /** What following the directory's export has done; null when it is not followed. */
+  get exportFigures(): PlcExportFigures | null {
+    return this.#export?.figures ?? null;
   }
 
   verify(did: string, unsigned: Uint8Array, sig: Uint8Array): Promise<VerifyOutcome> {
@@ -156,9 +182,9 @@ export class WorkerVerifier implements CommitVerifier {
     return this.#verifyOnWorker(did, unsigned, sig);
   }
 
-  prefetch(did: string): void {
+  prefetch(did: string, newRepo = false): void {
     if (this.#keys.has(did)) return;
-    this.#keys.get(did, 'prefetch').catch(() => {
+    this.#keys.get(did, newRepo ? 'new-repo' : 'prefetch').catch(() => {
       // verify() asks again and reports the outcome
     });
   }
@@ -169,6 +195,7 @@ export class WorkerVerifier implements CommitVerifier {
 
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#export?.stop();
     this.#worker.terminate();
     for (const check of this.#checks.values()) check.resolve(false);
     this.#checks.clear();

@@ -12,7 +12,8 @@
  * Key prefetch: `prefetch(frame)` is called when a frame enters the queue, long before its turn
  * to be processed, and asks the verifier to fetch the signing key of a repo not seen yet. A cold
  * cache then costs the directory's latency once, overlapped with the queue, instead of once per
- * commit in line.
+ * commit in line. A repo's first commit (no `since`) says the repo is new: its key is about to
+ * come in the PLC directory's export, which the verifier may wait for instead of fetching.
  *
  * The revision guard: a commit whose rev is not above the last rev indexed for its repo is stale
  * (a replay from another relay or an older cursor) and skipped as 'stale-rev'. The last rev is
@@ -55,7 +56,7 @@ export class EventProcessor {
   /** Asks for the signing key of `frame`'s repo ahead of time, once per repo (never waits). */
   prefetch(frame: SequencedFrame): void {
     if (!this.#verifier || frame.kind !== 'commit' || !this.#repos.claimPrefetch(frame.repo)) return;
-    this.#verifier.prefetch(frame.repo);
+    this.#verifier.prefetch(frame.repo, frame.since === null);
   }
 
   async process(frame: SequencedFrame): Promise<IndexEvent> {

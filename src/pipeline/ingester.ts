@@ -12,6 +12,7 @@ import type { Database } from '../db/database.ts';
 import { secp256k1Library } from '../firehose/secp256k1-verify.ts';
 import { FirehoseSubscription } from '../firehose/subscription.ts';
 import { WorkerVerifier } from '../firehose/verifier.ts';
+import type { PlcExportFigures } from '../identity/plc-export.ts';
 import type { Logger } from '../log.ts';
 import { ActorIds } from './actor-ids.ts';
 import { EventProcessor } from './event-processor.ts';
@@ -22,12 +23,14 @@ export interface Ingester {
   readonly pipeline: Pipeline;
   readonly subscription: FirehoseSubscription;
   readonly stats: IngestStats;
+  /** Following the PLC directory's export; null when it is not followed. */
+  readonly plcExport: PlcExportFigures | null;
   /** Settles when both loops end; rejects if one fails. */
   readonly done: Promise<void>;
   stop(): Promise<void>;
 }
 
-export type IngesterConfig = Pick<Config, 'relayUrl' | 'firehoseStart' | 'plcUrl' | 'verifyCommits' | 'maxConcurrentOps'>;
+export type IngesterConfig = Pick<Config, 'relayUrl' | 'firehoseStart' | 'plcUrl' | 'plcFollowExport' | 'verifyCommits' | 'maxConcurrentOps'>;
 
 export interface IngesterOptions {
   readonly idleTimeoutMs?: number;
@@ -52,7 +55,9 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
   }
 
   const stats = new IngestStats();
-  const verifier = config.verifyCommits ? await WorkerVerifier.start(config.plcUrl, log, options.verifyWorkerUrl) : null;
+  const verifier = config.verifyCommits
+    ? await WorkerVerifier.start(config.plcUrl, log, { workerUrl: options.verifyWorkerUrl, followExport: config.plcFollowExport })
+    : null;
   const pipeline = new Pipeline({
     db,
     actorIds: new ActorIds(),
@@ -91,5 +96,14 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
       log.info('ingestion stopped', { cursor: pipeline.committedSeq });
     })());
 
-  return { pipeline, subscription, stats, done, stop };
+  return {
+    pipeline,
+    subscription,
+    stats,
+    get plcExport() {
+      return verifier?.exportFigures ?? null;
+    },
+    done,
+    stop,
+  };
 }

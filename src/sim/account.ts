@@ -77,10 +77,15 @@ export class Account {
   }
 }
 
-/** All accounts of one simulation, by index, DID and current handle. */
+/**
+ * All accounts of one simulation, by index, DID and current handle. Every account was registered
+ * with the PLC directory before the simulation starts: account i at `registeredFrom + i` ms, the
+ * order its export lists them in.
+ */
 export class AccountDirectory {
   readonly seed: string;
   readonly size: number;
+  readonly registeredFrom: number;
   #accounts: (Account | undefined)[];
   #byDid = new Map<string, number>();
   #byHandle = new Map<string, number>();
@@ -88,6 +93,7 @@ export class AccountDirectory {
   constructor(seed: string, size: number) {
     this.seed = seed;
     this.size = size;
+    this.registeredFrom = Date.now() - size;
     this.#accounts = new Array<Account | undefined>(size);
     for (let i = 0; i < size; i++) {
       this.#byDid.set(didFor(seed, i), i);

@@ -7,6 +7,8 @@
  * method); a DID document for an unknown DID is 404, for a deleted account 410 (tombstone).
  *
  *   GET /{did}                                         DID document (id, alsoKnownAs, #atproto Multikey, #atproto_pds)
+ *   GET /export?count&after                            JSON lines: each account's creation (a tombstone once deleted),
+ *                                                      oldest first, created strictly after `after` (ISO), count <= 1000
  *   GET /xrpc/com.atproto.sync.getRepo?did=            full repo CAR (commit, MST, records)
  *   GET /xrpc/com.atproto.sync.listRepos?limit&cursor  {cursor?, repos: [{did, head, rev, active, status?}]}
  *   GET /xrpc/com.atproto.repo.getRecord?repo&collection&rkey   {uri, cid, value}
@@ -49,6 +51,48 @@ export const didDocument = (account: Account, pdsUrl: string): Record<string, un
   ],
   service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }],
 });
+
+/** Account `index`'s line in the directory's export. */
+export const exportLine = (directory: AccountDirectory, index: number, pdsUrl: string): string => {
+  const account = directory.at(index);
+  const didKey = `did:key:${account.multikey}`;
+  const operation =
+    account.status === 'deleted'
+      ? { type: 'plc_tombstone', prev: null, sig: 'sim' }
+      : {
+          type: 'plc_operation',
+          rotationKeys: [didKey],
+          verificationMethods: { atproto: didKey },
+          alsoKnownAs: [`at://${account.handle}`],
+          services: { atproto_pds: { type: 'AtprotoPersonalDataServer', endpoint: pdsUrl } },
+          prev: null,
+          sig: 'sim',
+        };
+  return JSON.stringify({ did: account.did, operation, nullified: false, createdAt: new Date(directory.registeredFrom + index).toISOString() });
+};
+
+/** The export page after `url`'s `after`: which account indexes it lists. */
+export const exportRange = (directory: AccountDirectory, url: URL): { from: number; to: number } => {
+  const countText = url.searchParams.get('count');
+  const count = countText === null ? 1000 : Number(countText);
+  if (!Number.isInteger(count) || count < 1) throw new XrpcError(400, 'InvalidRequest', 'Invalid count parameter');
+  const afterText = url.searchParams.get('after');
+  const after = afterText === null ? -Infinity : Date.parse(afterText);
+  if (Number.isNaN(after)) throw new XrpcError(400, 'InvalidRequest', 'Invalid after parameter');
+  const from = Math.min(directory.size, Math.max(0, Math.floor(after - directory.registeredFrom) + 1));
+  return { from, to: Math.min(directory.size, from + Math.min(count, 1000)) };
+};
+
+const EXPORT_HEADERS = { 'content-type': 'application/jsonlines' };
+
+export const exportResponse = (lines: readonly string[]): Response => new Response(lines.join('\n'), { headers: EXPORT_HEADERS });
+
+const exportPage = (directory: AccountDirectory, url: URL, pdsUrl: string): Response => {
+  const { from, to } = exportRange(directory, url);
+  const lines: string[] = [];
+  for (let index = from; index < to; index++) lines.push(exportLine(directory, index, pdsUrl));
+  return exportResponse(lines);
+};
 
 const repoAccount = (directory: AccountDirectory, did: string): Account => {
   const account = directory.byDid(did);
@@ -127,6 +171,7 @@ export const handleHttp = (directory: AccountDirectory, request: Request, pdsUrl
       if (method === undefined) throw new XrpcError(501, 'MethodNotImplemented', `Method not implemented: ${url.pathname.slice(6)}`);
       return method(directory, url);
     }
+    if (url.pathname === '/export') return exportPage(directory, url, pdsUrl);
     const m = DID_PATH.exec(url.pathname);
     if (m !== null) {
       const account = directory.byDid(decodeURIComponent(m[1]!));

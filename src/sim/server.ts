@@ -28,7 +28,7 @@ import { AccountDirectory } from './account.ts';
 import type { GroundTruth } from './ground-truth.ts';
 import { DEFAULT_EPOCH_MS } from './clock.ts';
 import { Network, type NetworkStats } from './network.ts';
-import { didDocument, handleHttp } from './routes.ts';
+import { didDocument, exportLine, exportRange, exportResponse, handleHttp, XrpcError, xrpcErrorResponse } from './routes.ts';
 import { Rng } from './rng.ts';
 import { FAULT_KINDS, type FaultRates } from './workload.ts';
 
@@ -394,7 +394,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   };
 };
 
-const DID_REQUEST = /^\/did:/;
+const PLC_REQUEST = /^\/(did:|export$)/;
 const DOCUMENT_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
 const baseUrlOf = (server: Server<unknown>): string => {
@@ -410,7 +410,7 @@ const httpHandler = (directory: AccountDirectory, seed: string, options: Pick<Si
   const pdsUrl = options.pdsUrl;
   if (pdsUrl !== undefined && !/^https?:\/\/[^/]/.test(pdsUrl)) throw new RangeError(`pdsUrl must be an http(s) URL, got ${pdsUrl}`);
   return async (request: Request, url: URL, ownUrl: string): Promise<Response> => {
-    if (DID_REQUEST.test(url.pathname) && (delayMs > 0 || errorRate > 0)) {
+    if (PLC_REQUEST.test(url.pathname) && (delayMs > 0 || errorRate > 0)) {
       if (delayMs > 0) await Bun.sleep(delayMs);
       if (rng.chance(errorRate)) return Response.json({ message: 'simulated PLC failure' }, { status: 500 });
     }
@@ -428,6 +428,7 @@ export const startDirectory = async (options: DirectoryOptions = {}): Promise<Si
   // elsewhere). Anything else, and every request while PLC faults are simulated, goes to `http`.
   const faults = (options.plc?.delayMs ?? 0) > 0 || (options.plc?.errorRate ?? 0) > 0;
   const documents = new Map<string, string>();
+  const exportLines: string[] = [];
   const server = Bun.serve({
     port: count('port', options.port, 0),
     hostname: options.hostname ?? '127.0.0.1',
@@ -435,6 +436,15 @@ export const startDirectory = async (options: DirectoryOptions = {}): Promise<Si
       const url = new URL(request.url);
       const document = request.method === 'GET' ? documents.get(url.pathname) : undefined;
       if (document !== undefined) return new Response(document, { headers: DOCUMENT_HEADERS });
+      if (url.pathname === '/export' && exportLines.length > 0) {
+        try {
+          const { from, to } = exportRange(directory, url);
+          return exportResponse(exportLines.slice(from, to));
+        } catch (err) {
+          if (err instanceof XrpcError) return xrpcErrorResponse(err);
+          throw err;
+        }
+      }
       return http(request, url, baseUrl);
     },
   });
@@ -443,6 +453,7 @@ export const startDirectory = async (options: DirectoryOptions = {}): Promise<Si
     for (let index = 0; index < directory.size; index++) {
       const account = directory.at(index);
       documents.set(`/${account.did}`, JSON.stringify(didDocument(account, options.pdsUrl ?? baseUrl)));
+      exportLines.push(exportLine(directory, index, options.pdsUrl ?? baseUrl));
     }
   }
   return {

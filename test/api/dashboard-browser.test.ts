@@ -79,7 +79,7 @@ beforeAll(async () => {
   const recent = new RecentErrors();
   const log = recordingLogger(silentLogger, recent);
   const relayUrl = sim.url.replace(/^http/, 'ws');
-  ingester = await startIngester({ relayUrl, firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, verifyCommits: true, maxConcurrentOps: 40 }, migrated.db, log);
+  ingester = await startIngester({ relayUrl, firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, plcFollowExport: true, verifyCommits: true, maxConcurrentOps: 40 }, migrated.db, log);
   cleanups.push(() => ingester.stop());
   const metrics = new MetricsService({ db: migrated.db, ingest: ingester, config: { relayUrl, maxConcurrentUserCreations: 20 }, recentErrors: recent });
   metrics.start();

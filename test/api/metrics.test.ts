@@ -219,10 +219,12 @@ describe('metrics with hand-made services over a real database', () => {
     cleanups.push(() => migrated.close());
   });
 
+  const PLC_EXPORT = { following: true, position: '2026-12-04T12:00:00.000Z', pages: 3, operations: 2500, badLines: 1, failures: 2, waitsAnswered: 5, waitsMissed: 1 };
   function source(overrides: { pipeline?: Partial<PipelineFigures>; subscription?: Partial<SubscriptionFigures> } = {}): IngestSource & { stats: IngestStats } {
     const stats = new IngestStats(now);
     return {
       stats,
+      plcExport: PLC_EXPORT,
       pipeline: {
         queueDepth: 12,
         queueLimit: 1000,
@@ -291,6 +293,7 @@ describe('metrics with hand-made services over a real database', () => {
       batchesCommitted: 70,
       newActors: 70,
       unverifiedCommits: 4,
+      plcExport: PLC_EXPORT,
       batchWriteErrors: 1,
       batchesRewritten: 2,
       eventsByType: { commit: 2, identity: 1 },
@@ -436,6 +439,8 @@ describe('metrics with hand-made services over a real database', () => {
     expect(sampleValue(parsed, 'aqueduct_firehose_cursor')).toBe(100);
     expect(sampleValue(parsed, 'aqueduct_user_creation_utilization_ratio')).toBe(0.25);
     expect(sampleValue(parsed, 'aqueduct_batch_flush_seconds', { quantile: '0.99' })).toBe(0.25);
+    expect(sampleValue(parsed, 'aqueduct_plc_export_operations_total')).toBe(2500);
+    expect(sampleValue(parsed, 'aqueduct_plc_export_waits_total', { outcome: 'fetched' })).toBe(1);
     expect(sampleValue(parsed, 'aqueduct_db_pool_connections', { state: 'idle' })).toBe(2);
     expect(sampleValue(parsed, 'aqueduct_db_pool_connections', { state: 'active' })).toBe(0);
     expect(sampleValue(parsed, 'aqueduct_database_size_bytes')).toBeGreaterThan(0);
@@ -516,7 +521,7 @@ describe('end to end: the simulator through a real ingester, read over HTTP', ()
     cleanups.push(() => migrated.close());
     const log = recordingLogger(silentLogger, recent);
     ingester = await startIngester(
-      { relayUrl: sim.url.replace(/^http/, 'ws'), firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, verifyCommits: true, maxConcurrentOps: 40 },
+      { relayUrl: sim.url.replace(/^http/, 'ws'), firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, plcFollowExport: true, verifyCommits: true, maxConcurrentOps: 40 },
       migrated.db,
       log,
     );

@@ -37,7 +37,7 @@ async function database(prefix: string, poolSize = 4): Promise<MigratedDatabase>
 
 async function ingest(sim: Simulator, db: Database, extra: { verifyCommits?: boolean } = {}): Promise<Ingester> {
   const ingester = await startIngester(
-    { relayUrl: relayOf(sim), firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, verifyCommits: extra.verifyCommits ?? true, maxConcurrentOps: 80 },
+    { relayUrl: relayOf(sim), firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, plcFollowExport: true, verifyCommits: extra.verifyCommits ?? true, maxConcurrentOps: 80 },
     db,
     silentLogger,
   );

@@ -9,12 +9,27 @@ const did = (n: number) => `did:plc:${'a'.repeat(22)}${LETTERS[Math.floor(n / 26
 // the directory: did(0..9) have a secp256k1 key, did(10) a P-256 key, did(11) is unknown, did(12) fails
 const signers = new Map<string, Signer>();
 for (let n = 0; n < 10; n++) signers.set(did(n), k256Signer(n + 1));
+for (let n = 20; n < 24; n++) signers.set(did(n), k256Signer(n + 1));
 signers.set(did(10), p256Signer());
+// its export lists the operations in `exported` (none at first)
+const exported: string[] = [];
+const exportLine = (n: number) =>
+  JSON.stringify({
+    did: did(n),
+    operation: { type: 'plc_operation', verificationMethods: { atproto: `did:key:${signers.get(did(n))!.multikey}` } },
+    nullified: false,
+    createdAt: new Date(Date.now() - 60_000 + exported.length).toISOString(),
+  });
 const requests = new Map<string, number>();
 const plc = Bun.serve({
   port: 0,
   fetch(request) {
-    const id = decodeURIComponent(new URL(request.url).pathname.slice(1));
+    const url = new URL(request.url);
+    if (url.pathname === '/export') {
+      const after = Date.parse(url.searchParams.get('after')!);
+      return new Response(exported.filter((line) => Date.parse(JSON.parse(line).createdAt) > after).join('\n'));
+    }
+    const id = decodeURIComponent(url.pathname.slice(1));
     requests.set(id, (requests.get(id) ?? 0) + 1);
     if (id === did(12)) return new Response('down', { status: 500 });
     const signer = signers.get(id);
@@ -60,6 +75,30 @@ describe('WorkerVerifier', () => {
       expect(await Promise.all(outcomes)).toEqual(expected);
       expect(verifier.checksOnWorker).toBeGreaterThan(1000);
       for (let n = 0; n <= 10; n++) expect(requests.get(did(n))).toBe(1);
+    } finally {
+      await verifier.close();
+    }
+  });
+
+  test("following the export, new repos' keys come from its pages: no document is fetched for them", async () => {
+    exported.push(exportLine(20), exportLine(21));
+    const verifier = await WorkerVerifier.start(`http://127.0.0.1:${plc.port}`, createLogger('error'), { followExport: true });
+    try {
+      const sign = (n: number) => signers.get(did(n))!.sign(unsigned(n));
+      // learned from the first page before their commits come
+      for (let tries = 0; tries < 200 && verifier.exportFigures!.operations < 2; tries++) await Bun.sleep(10);
+      expect(await verifier.verify(did(21), unsigned(21), sign(21))).toBe('ok');
+      // created after the export was read: the first commit's prefetch waits for the next page
+      exported.push(exportLine(22));
+      verifier.prefetch(did(22), true);
+      expect(await verifier.verify(did(22), unsigned(22), sign(22))).toBe('ok');
+      // a new repo the export does not list, and a repo not new: their documents are fetched
+      verifier.prefetch(did(23), true);
+      expect(await verifier.verify(did(23), unsigned(23), sign(23))).toBe('ok');
+      verifier.prefetch(did(5));
+      expect(await verifier.verify(did(5), unsigned(5), sign(5))).toBe('ok');
+      expect(verifier.exportFigures).toMatchObject({ following: true, operations: 3, waitsAnswered: 1, waitsMissed: 1, badLines: 0 });
+      expect([20, 21, 22, 23].map((n) => requests.get(did(n)) ?? 0)).toEqual([0, 0, 0, 1]);
     } finally {
       await verifier.close();
     }

@@ -55,7 +55,7 @@ export async function indexedNetwork(prefix: string, options: SimulatorOptions):
   const migrated = await migratedDatabase(prefix, 6);
   cleanups.push(() => migrated.close());
   const ingester = await startIngester(
-    { relayUrl: sim.url.replace(/^http/, 'ws'), firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, verifyCommits: true, maxConcurrentOps: 80 },
+    { relayUrl: sim.url.replace(/^http/, 'ws'), firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, plcFollowExport: true, verifyCommits: true, maxConcurrentOps: 80 },
     migrated.db,
     silentLogger,
   );

@@ -11,6 +11,7 @@
  */
 import type { Database, PoolStats } from '../../db/database.ts';
 import type { RecentErrors } from '../../lib/recent-errors.ts';
+import type { PlcExportFigures } from '../../identity/plc-export.ts';
 import type { IngestStats } from '../../pipeline/ingest-stats.ts';
 import { MetricsHistory } from './history.ts';
 
@@ -40,6 +41,8 @@ export interface IngestSource {
   readonly pipeline: PipelineFigures;
   readonly subscription: SubscriptionFigures;
   readonly stats: IngestStats;
+  /** Following the PLC directory's export; null when it is not followed. */
+  readonly plcExport?: PlcExportFigures | null;
 }
 
 /** User creations (identity fetches) running and their bound. */
@@ -106,6 +109,8 @@ export interface EventProcessorMetrics {
   readonly batchesCommitted: number;
   readonly newActors: number;
   readonly unverifiedCommits: number;
+  /** Signing keys learned from the PLC directory's export; null when it is not followed. */
+  readonly plcExport: PlcExportFigures | null;
   readonly batchWriteErrors: number;
   /** Batches that met keys already stored (replays) and were written again absorbing them. */
   readonly batchesRewritten: number;
@@ -242,6 +247,7 @@ export class MetricsService {
       batchesCommitted: stats?.batchesCommitted ?? 0,
       newActors: stats?.newActors ?? 0,
       unverifiedCommits: stats?.unverifiedCommits ?? 0,
+      plcExport: ingest?.plcExport ?? null,
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
       batchesRewritten: stats?.batchesRewritten ?? 0,
       eventsByType: record(stats?.eventsByType),
