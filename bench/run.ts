@@ -308,7 +308,13 @@ async function startSim(scenario: Scenario) {
   const relayArgs = ['--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate), '--pregenerate'];
   const [relay, directory] = await Promise.all([
     startSimProcess(scenario, relayPort, relayArgs),
-    startSimProcess(scenario, await freePort(), ['--directory-only', '--pds-url', `http://127.0.0.1:${relayPort}`]),
+    // paced, the directory's export lists an account just before its first commit (the relay's)
+    startSimProcess(scenario, await freePort(), [
+      '--directory-only',
+      '--pds-url',
+      `http://127.0.0.1:${relayPort}`,
+      ...(scenario.rate ? ['--export-from', `http://127.0.0.1:${relayPort}`] : []),
+    ]),
   ]);
   // Without faults or lifecycle events every event is a commit: seq N is the N-th commit.
   return {

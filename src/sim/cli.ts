@@ -4,12 +4,13 @@
  *   bun run src/sim/cli.ts [--port 2470] [--seed 1] [--accounts 1000] [--commits 100000] [--rate 0]
  *     [--new-share 0.1] [--faults malformed=0.01,badSignature=0.01,...] [--identity-share 0]
  *     [--account-share 0] [--sync-share 0] [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
- *   bun run src/sim/cli.ts --directory-only [--port 2470] [--seed 1] [--accounts 1000] [--pds-url URL]
+ *   bun run src/sim/cli.ts --directory-only [--port 2470] [--seed 1] [--accounts 1000] [--pds-url URL] [--export-from URL]
  *
  * Owns: argument parsing and the process lifecycle; the only reader of process.env here (SIM_PORT).
  * Promises: prints where it listens; keeps the ground truth only with --expect, and writes it as JSON
  * once every commit has been generated; --directory-only serves the PLC directory alone (see
- * `startDirectory`), --pds-url is what DID documents name as the PDS; stops cleanly on
+ * `startDirectory`), --pds-url is what DID documents name as the PDS, --export-from the (paced) simulator
+ * whose /export it answers with; stops cleanly on
  * SIGINT/SIGTERM; bad arguments exit with status 2.
  */
 import { parseArgs } from 'node:util';
@@ -19,7 +20,7 @@ import { FAULT_KINDS, type FaultKind, type FaultRates } from './workload.ts';
 const USAGE = `usage: bun run src/sim/cli.ts [--port N] [--seed S] [--accounts N] [--commits N] [--rate N]
   [--new-share X] [--faults kind=rate,...] [--identity-share X] [--account-share X] [--sync-share X]
   [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
-       bun run src/sim/cli.ts --directory-only [--port N] [--seed S] [--accounts N] [--pds-url URL]
+       bun run src/sim/cli.ts --directory-only [--port N] [--seed S] [--accounts N] [--pds-url URL] [--export-from URL]
 fault kinds: ${FAULT_KINDS.join(', ')}`;
 
 const isFaultKind = (s: string): s is FaultKind => (FAULT_KINDS as readonly string[]).includes(s);
@@ -70,6 +71,7 @@ export const parseCli = (
       pregenerate: { type: 'boolean' },
       expect: { type: 'string' },
       'pds-url': { type: 'string' },
+      'export-from': { type: 'string' },
       'directory-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -93,6 +95,10 @@ export const parseCli = (
   };
   if (values['pds-url'] !== undefined) options.pdsUrl = values['pds-url'];
   const directoryOnly = values['directory-only'] === true;
+  if (values['export-from'] !== undefined) {
+    if (!directoryOnly) throw new RangeError('--export-from is for --directory-only');
+    options.exportFrom = values['export-from'];
+  }
   if (directoryOnly && values.expect !== undefined) throw new RangeError('--directory-only generates nothing to --expect');
   return { options, expect: values.expect ?? null, directoryOnly };
 };

@@ -61,6 +61,8 @@ export class Network {
   readonly directory: AccountDirectory;
   readonly log: EventLog;
   readonly stats: NetworkStats;
+  /** Account indexes in the order of their first commits (a forged one included). */
+  readonly newAccounts: number[] = [];
   readonly #clock: SimClock;
   readonly #workload: Workload;
   readonly #truth: GroundTruthBuilder | null;
@@ -211,6 +213,7 @@ export class Network {
     );
     this.stats.commits++;
     this.stats.ops += ops.length;
+    if (firstCommit) this.newAccounts.push(account.index);
     if (fault === 'badCar') this.stats.faults.malformed++;
     else if (fault !== null) this.stats.faults[fault]++;
     if (forged) return;

@@ -52,8 +52,8 @@ export const didDocument = (account: Account, pdsUrl: string): Record<string, un
   service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }],
 });
 
-/** Account `index`'s line in the directory's export. */
-export const exportLine = (directory: AccountDirectory, index: number, pdsUrl: string): string => {
+/** Account `index`'s line in the directory's export, created at `createdAtMs` (default: its registration). */
+export const exportLine = (directory: AccountDirectory, index: number, pdsUrl: string, createdAtMs = directory.registeredFrom + index): string => {
   const account = directory.at(index);
   const didKey = `did:key:${account.multikey}`;
   const operation =
@@ -68,19 +68,25 @@ export const exportLine = (directory: AccountDirectory, index: number, pdsUrl: s
           prev: null,
           sig: 'sim',
         };
-  return JSON.stringify({ did: account.did, operation, nullified: false, createdAt: new Date(directory.registeredFrom + index).toISOString() });
+  return JSON.stringify({ did: account.did, operation, nullified: false, createdAt: new Date(createdAtMs).toISOString() });
 };
 
-/** The export page after `url`'s `after`: which account indexes it lists. */
-export const exportRange = (directory: AccountDirectory, url: URL): { from: number; to: number } => {
+/** An export request's `after` (ms since the epoch; -Infinity when absent) and `count` (at most 1,000). */
+export const exportQuery = (url: URL): { after: number; count: number } => {
   const countText = url.searchParams.get('count');
   const count = countText === null ? 1000 : Number(countText);
   if (!Number.isInteger(count) || count < 1) throw new XrpcError(400, 'InvalidRequest', 'Invalid count parameter');
   const afterText = url.searchParams.get('after');
   const after = afterText === null ? -Infinity : Date.parse(afterText);
   if (Number.isNaN(after)) throw new XrpcError(400, 'InvalidRequest', 'Invalid after parameter');
+  return { after, count: Math.min(count, 1000) };
+};
+
+/** The export page after `url`'s `after`, every account registered before the simulation: which account indexes it lists. */
+export const exportRange = (directory: AccountDirectory, url: URL): { from: number; to: number } => {
+  const { after, count } = exportQuery(url);
   const from = Math.min(directory.size, Math.max(0, Math.floor(after - directory.registeredFrom) + 1));
-  return { from, to: Math.min(directory.size, from + Math.min(count, 1000)) };
+  return { from, to: Math.min(directory.size, from + count) };
 };
 
 const EXPORT_HEADERS = { 'content-type': 'application/jsonlines' };

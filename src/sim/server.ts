@@ -16,11 +16,15 @@
  *   frame is kept: `retain` is refused); otherwise events are generated just ahead of demand.
  * - Output depends only on the options (seed included), never on timing or on who is connected.
  * - DID documents name `pdsUrl` as the PDS (default: this server, which holds the repos).
+ * - The PLC directory's `/export` lists every account as registered before the simulation, in
+ *   index order; paced, an account is listed only from REGISTRATION_LEAD_MS before its first commit
+ *   is due, as a PDS registers a DID just before it writes the repo's first commit.
  *
  * `startDirectory` is the PLC directory alone, for a process apart from the relay: the same accounts,
  * keys, DIDs and handles as a simulator with the same seed and `accounts` (all derived from them, see
  * account.ts), as they are before any #identity or #account event; it generates no events and holds
- * no repos, so its repo queries answer RepoNotFound and subscribeRepos is not served.
+ * no repos, so its repo queries answer RepoNotFound and subscribeRepos is not served. With
+ * `exportFrom` its `/export` is the paced simulator's there.
  */
 import type { Server, ServerWebSocket } from 'bun';
 import { errorFrame, infoFrame } from './frames.ts';
@@ -28,7 +32,7 @@ import { AccountDirectory } from './account.ts';
 import type { GroundTruth } from './ground-truth.ts';
 import { DEFAULT_EPOCH_MS } from './clock.ts';
 import { Network, type NetworkStats } from './network.ts';
-import { didDocument, exportLine, exportRange, exportResponse, handleHttp, XrpcError, xrpcErrorResponse } from './routes.ts';
+import { didDocument, exportLine, exportQuery, exportRange, exportResponse, handleHttp, XrpcError, xrpcErrorResponse } from './routes.ts';
 import { Rng } from './rng.ts';
 import { FAULT_KINDS, type FaultRates } from './workload.ts';
 
@@ -63,12 +67,14 @@ export interface SimulatorOptions {
   plc?: { errorRate?: number; delayMs?: number };
   /** what DID documents name as the PDS (default: this server) */
   pdsUrl?: string;
+  /** `startDirectory`: a simulator whose `/export` this directory's answers (a paced one's) */
+  exportFrom?: string;
   /** keep the ground truth (default true); without it `groundTruth()` throws */
   groundTruth?: boolean;
 }
 
 /** What `startDirectory` reads: the accounts, the PLC fault knobs and where the PDS is. */
-export type DirectoryOptions = Pick<SimulatorOptions, 'port' | 'hostname' | 'seed' | 'accounts' | 'plc' | 'pdsUrl'>;
+export type DirectoryOptions = Pick<SimulatorOptions, 'port' | 'hostname' | 'seed' | 'accounts' | 'plc' | 'pdsUrl' | 'exportFrom'>;
 
 export interface SimDirectory {
   /** http base URL (PLC directory and identity queries) */
@@ -180,11 +186,32 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   // generated() may be awaited late or never; don't turn a failure into an unhandled rejection here
   done.promise.catch(() => {});
 
+  /** paced: the commit number of each new account's first commit, in `network.newAccounts` order */
+  const firstCommitSteps: number[] = [];
+  const registeredAt = (k: number): number => Math.floor(pacingStartedAt + (firstCommitSteps[k]! / rate) * 1000) - REGISTRATION_LEAD_MS;
+  const pacedExport = (url: URL): Response => {
+    const { after, count } = exportQuery(url);
+    const now = Date.now();
+    let low = 0;
+    let high = firstCommitSteps.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (registeredAt(middle) > after) high = middle;
+      else low = middle + 1;
+    }
+    const lines: string[] = [];
+    for (let k = low; k < firstCommitSteps.length && lines.length < count && registeredAt(k) <= now; k++) {
+      lines.push(exportLine(network.directory, network.newAccounts[k]!, options.pdsUrl ?? baseUrl, registeredAt(k)));
+    }
+    return exportResponse(lines);
+  };
+
   const releasedSeq = (): number => (released === 0 ? 0 : (log.markAt(released - 1) ?? log.lastSeq));
 
   const generate = (n: number): void => {
     for (let i = 0; i < n && steps < total; i++) {
       network.step();
+      if (rate > 0) while (firstCommitSteps.length < network.newAccounts.length) firstCommitSteps.push(steps);
       steps++;
       if (rate > 0) pendingEnds.push(log.end);
     }
@@ -322,6 +349,14 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
         if (srv.upgrade(request, { data: { cursor, next: 0, blocked: false, open: true } })) return undefined;
         return Response.json({ error: 'InvalidRequest', message: 'expected a WebSocket upgrade' }, { status: 400 });
       }
+      if (rate > 0 && url.pathname === '/export') {
+        try {
+          return pacedExport(url);
+        } catch (err) {
+          if (err instanceof XrpcError) return xrpcErrorResponse(err);
+          throw err;
+        }
+      }
       return http(request, url, baseUrl);
     },
     websocket: {
@@ -394,6 +429,8 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
   };
 };
 
+/** How long before its first commit is due a paced account appears in the directory's export. */
+export const REGISTRATION_LEAD_MS = 200;
 const PLC_REQUEST = /^\/(did:|export$)/;
 const DOCUMENT_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -418,6 +455,12 @@ const httpHandler = (directory: AccountDirectory, seed: string, options: Pick<Si
   };
 };
 
+/** `url`'s answer, passed on. */
+const forward = async (url: string): Promise<Response> => {
+  const response = await fetch(url);
+  return new Response(await response.arrayBuffer(), { status: response.status, headers: { 'content-type': response.headers.get('content-type') ?? 'application/json' } });
+};
+
 export const startDirectory = async (options: DirectoryOptions = {}): Promise<SimDirectory> => {
   const seed = String(options.seed ?? 1);
   const directory = new AccountDirectory(seed, count('accounts', options.accounts, 1000, 1));
@@ -436,6 +479,7 @@ export const startDirectory = async (options: DirectoryOptions = {}): Promise<Si
       const url = new URL(request.url);
       const document = request.method === 'GET' ? documents.get(url.pathname) : undefined;
       if (document !== undefined) return new Response(document, { headers: DOCUMENT_HEADERS });
+      if (url.pathname === '/export' && options.exportFrom !== undefined) return forward(`${options.exportFrom.replace(/\/+$/, '')}/export${url.search}`);
       if (url.pathname === '/export' && exportLines.length > 0) {
         try {
           const { from, to } = exportRange(directory, url);

@@ -278,3 +278,28 @@ describe('SigningKeyCache over a real DidResolver', () => {
     expect(requests).toBe(2);
   });
 });
+
+describe('SigningKeyCache.learn', () => {
+  test('a published key is used without asking the resolver, replaces an older one, and a removal drops it', async () => {
+    const first = k256Signer(31);
+    const second = k256Signer(32);
+    const resolver = new TableResolver(first.didKey);
+    const cache = new SigningKeyCache(resolver);
+    cache.learn(DID, first.didKey);
+    expect(await cache.verifyCommit(DID, message, signed(first))).toBe('ok');
+    expect(resolver.calls).toBe(0);
+    // the same key again changes nothing; a rotated key drops the resolver's copy of the document
+    cache.learn(DID, first.didKey);
+    expect(resolver.invalidations).toBe(0);
+    cache.learn(DID, second.didKey);
+    expect(resolver.invalidations).toBe(1);
+    expect(cache.verifyCached(DID, message, signed(second))).toBe('ok');
+    // no key now (a tombstone), or one that does not parse: the next get asks the resolver
+    cache.learn(DID, null);
+    expect(cache.has(DID)).toBe(false);
+    cache.learn(DID, 'did:key:zNotAKey');
+    expect(cache.has(DID)).toBe(false);
+    expect((await cache.get(DID)).didKey).toBe(first.didKey);
+    expect(resolver.calls).toBe(1);
+  });
+});

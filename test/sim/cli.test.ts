@@ -33,6 +33,8 @@ describe('cli arguments', () => {
     expect(parsed.options).toMatchObject({ accounts: 20, pdsUrl: 'http://127.0.0.1:9' });
     expect(parseCli([], {}).directoryOnly).toBe(false);
     expect(() => parseCli(['--directory-only', '--expect', '/tmp/x.json'], {})).toThrow(RangeError);
+    expect(parseCli(['--directory-only', '--export-from', 'http://127.0.0.1:8'], {}).options.exportFrom).toBe('http://127.0.0.1:8');
+    expect(() => parseCli(['--export-from', 'http://127.0.0.1:8'], {})).toThrow(/--directory-only/);
   });
 
   test.each(['bogus=0.1', 'malformed', 'malformed=', 'malformed=abc', 'malformed=0.1=2', '=0.1'])('rejects fault spec %p', (spec) => {

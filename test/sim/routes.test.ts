@@ -4,7 +4,8 @@ import * as CID from '@atcute/cid';
 import { MemoryBlockStore, NodeStore, NodeWrangler } from '@atcute/mst';
 import { fromUint8Array as readRepo, verifyRecord } from '@atcute/repo';
 import { Secp256k1PublicKey, parsePublicMultikey } from '@atcute/crypto';
-import { startDirectory, startSimulator, type Simulator } from '../../src/sim/server.ts';
+import { readEntry } from '../../src/identity/plc-export.ts';
+import { REGISTRATION_LEAD_MS, startDirectory, startSimulator, type Simulator } from '../../src/sim/server.ts';
 import { linkOf, readCar } from './helpers.ts';
 
 describe('PLC directory and PDS endpoints', () => {
@@ -158,6 +159,57 @@ describe('the PLC directory alone (startDirectory)', () => {
 
   test('rejects a pdsUrl that is not an http URL', async () => {
     await expect(startDirectory({ pdsUrl: 'ftp://x' })).rejects.toThrow(RangeError);
+  });
+});
+
+const exportPage = async (base: string, after?: string, count?: number) => {
+  const query = new URLSearchParams();
+  if (after !== undefined) query.set('after', after);
+  if (count !== undefined) query.set('count', String(count));
+  const response = await fetch(`${base}/export?${query}`);
+  expect(response.status).toBe(200);
+  const text = await response.text();
+  return text === '' ? [] : text.split('\n').map((line) => readEntry(JSON.parse(line))!);
+};
+
+describe('the PLC export', () => {
+  test('every account, registered before the simulation in index order, paged after a creation time', async () => {
+    const directory = await startDirectory({ seed: 21, accounts: 30 });
+    try {
+      const first = await exportPage(directory.url, undefined, 20);
+      expect(first.map((entry) => entry.did)).toEqual(Array.from({ length: 20 }, (_, i) => directory.directory.at(i).did));
+      expect(first[3]!.signingKey).toBe(`did:key:${directory.directory.at(3).multikey}`);
+      const rest = await exportPage(directory.url, new Date(first[19]!.createdAtMs).toISOString());
+      expect(rest.map((entry) => entry.did)).toEqual(Array.from({ length: 10 }, (_, i) => directory.directory.at(20 + i).did));
+      expect(first[0]!.createdAtMs).toBeLessThan(Date.now());
+    } finally {
+      await directory.stop();
+    }
+  });
+
+  test("paced, an account is listed from just before its first commit is due, through a directory that passes it on", async () => {
+    const sim = await startSimulator({ seed: 9, accounts: 200, commits: 400, rate: 20, newAccountShare: 0.5, pregenerate: true });
+    const directory = await startDirectory({ seed: 9, accounts: 200, exportFrom: sim.url });
+    try {
+      const listed = await exportPage(directory.url);
+      const newAccounts = sim.network.newAccounts;
+      // 20 commits a second, about half of them first commits: only those due within the lead
+      expect(newAccounts.length).toBeGreaterThan(150);
+      expect(listed.length).toBeLessThan(10);
+      expect(listed.map((entry) => entry.did)).toEqual(newAccounts.slice(0, listed.length).map((index) => sim.network.directory.at(index).did));
+      for (const entry of listed) expect(entry.createdAtMs).toBeLessThanOrEqual(Date.now());
+      await Bun.sleep(500);
+      const later = await exportPage(directory.url, new Date(listed.at(-1)?.createdAtMs ?? 0).toISOString());
+      expect(later.length).toBeGreaterThan(0);
+      expect(later[0]!.did).toBe(sim.network.directory.at(newAccounts[listed.length]!).did);
+      // half a second later, at most ~6 more are due (20 commits a second, half of them first ones)
+      expect(listed.length + later.length).toBeLessThan(20);
+      for (const entry of later) expect(entry.createdAtMs).toBeLessThanOrEqual(Date.now());
+      expect(later.every((entry) => entry.createdAtMs >= sim.pacingStartedAt - REGISTRATION_LEAD_MS)).toBe(true);
+    } finally {
+      await directory.stop();
+      await sim.stop();
+    }
   });
 });
 
