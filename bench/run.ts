@@ -12,7 +12,9 @@
  * ingester's VmHWM; lag (paced scenarios) is commit time minus the time the simulator released
  * the event (its pace is known); `healthP99Ms` and
  * `healthMaxMs` are how long the ingester's `/health` (answered from memory) took, asked every
- * 200 ms during the run: how long the thread keeps others waiting. Prints a table;
+ * 200 ms during the run: how long the thread keeps others waiting; `plcExport` is what the ingester
+ * read of the directory's export (operations, and new repos' waits answered by it or fetched after
+ * it). Prints a table;
  * `--json` writes the same figures; `--profile DIR` writes the ingester's main-thread CPU profile.
  */
 import { parseArgs } from 'node:util';
@@ -223,6 +225,7 @@ async function run(name: string, scenario: Scenario) {
     dbBytesPerCommit: scenario.preloadRecords ? null : Math.round(Number(size?.bytes ?? 0) / scenario.commits),
     dropped: Math.max(0, sim.lastSeq - cursor),
     rejected: metrics.rejected,
+    plcExport: metrics.plcExport,
     verify: scenario.verify,
     poolSize: scenario.poolSize,
     preloadRecords: scenario.preloadRecords,
@@ -367,8 +370,16 @@ async function startSimProcess(scenario: Scenario, port: number, extra: string[]
 
 async function ingesterMetrics(sql: postgres.Sql, url: string) {
   const [version] = await sql<{ v: string }[]>`select current_setting('server_version') as v`;
-  const processor = (await (await fetch(`${url}/api/metrics/event-processor`)).json()) as { rejected: { total: number } };
-  return { postgresVersion: version?.v ?? 'unknown', rejected: processor.rejected.total };
+  const processor = (await (await fetch(`${url}/api/metrics/event-processor`)).json()) as {
+    rejected: { total: number };
+    plcExport: { operations: number; waitsAnswered: number; waitsMissed: number } | null;
+  };
+  const plc = processor.plcExport;
+  return {
+    postgresVersion: version?.v ?? 'unknown',
+    rejected: processor.rejected.total,
+    plcExport: plc && { operations: plc.operations, waitsAnswered: plc.waitsAnswered, waitsMissed: plc.waitsMissed },
+  };
 }
 
 /** Resolves with the ingester's HTTP URL from its log; echoes warnings and errors. */
@@ -447,6 +458,6 @@ function round(value: number, digits: number): number {
 function printTable(result: Record<string, unknown>): void {
   const rows = Object.entries(result).filter(([key]) => key !== 'machine');
   const width = Math.max(...rows.map(([key]) => key.length));
-  for (const [key, value] of rows) console.log(`${key.padEnd(width)}  ${value}`);
+  for (const [key, value] of rows) console.log(`${key.padEnd(width)}  ${typeof value === 'object' && value !== null ? JSON.stringify(value) : value}`);
   console.log(`${'machine'.padEnd(width)}  ${JSON.stringify(result.machine)}`);
 }

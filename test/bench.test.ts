@@ -38,7 +38,7 @@ test('bun run bench completes a small flood and writes every figure', async () =
   const result = (await Bun.file(json).json()) as Record<string, unknown>;
   for (const field of [
     'scenario', 'commits', 'ops', 'seconds', 'commitsPerSec', 'opsPerSec', 'lagP50Ms', 'lagP99Ms', 'healthP99Ms', 'cpuCoresIngester',
-    'cpuCoresPostgres', 'cpuCoresSimulator', 'peakRssMb', 'dbBytesPerCommit', 'dropped', 'rejected', 'verify', 'poolSize', 'machine',
+    'cpuCoresPostgres', 'cpuCoresSimulator', 'peakRssMb', 'dbBytesPerCommit', 'dropped', 'rejected', 'plcExport', 'verify', 'poolSize', 'machine',
   ]) {
     expect(result).toHaveProperty(field);
   }
@@ -48,6 +48,8 @@ test('bun run bench completes a small flood and writes every figure', async () =
   expect(result.cpuCoresPostgres).toBeGreaterThan(0);
   expect(result.peakRssMb).toBeGreaterThan(0);
   expect(result.dbBytesPerCommit).toBeGreaterThan(0);
+  // the directory's export listed every account (200): their keys came from it, not one by one
+  expect((result.plcExport as { operations: number }).operations).toBeGreaterThanOrEqual(200);
 }, 180_000);
 
 const inGitCheckout = Bun.spawnSync(['git', 'rev-parse', '--git-dir'], { cwd: ROOT, stdout: 'ignore', stderr: 'ignore' }).exitCode === 0;
