@@ -9,9 +9,9 @@
  * Owns: argument parsing and the process lifecycle; the only reader of process.env here (SIM_PORT).
  * Promises: prints where it listens; keeps the ground truth only with --expect, and writes it as JSON
  * once every commit has been generated; --directory-only serves the PLC directory alone (see
- * `startDirectory`), --pds-url is what DID documents name as the PDS, --export-from the (paced) simulator
- * whose /export it answers with; stops cleanly on
- * SIGINT/SIGTERM; bad arguments exit with status 2.
+ * `startDirectory`), --pds-url is what DID documents name as the PDS, --export-from the (paced)
+ * simulator whose /export it passes on; stops cleanly on SIGINT/SIGTERM; bad arguments exit with
+ * status 2.
  */
 import { parseArgs } from 'node:util';
 import { startDirectory, startSimulator, type SimulatorOptions } from './server.ts';

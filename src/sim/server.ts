@@ -14,7 +14,8 @@
  * - `pregenerate` builds every event before `startSimulator` resolves, so a benchmark measures the
  *   consumer, not the generator (paced, the pacing starts once everything is generated, and every
  *   frame is kept: `retain` is refused); otherwise events are generated just ahead of demand.
- * - Output depends only on the options (seed included), never on timing or on who is connected.
+ * - Output depends only on the options (seed included), never on timing or on who is connected
+ *   (the export's creation times excepted: they follow the wall clock).
  * - DID documents name `pdsUrl` as the PDS (default: this server, which holds the repos).
  * - The PLC directory's `/export` lists every account as registered before the simulation, in
  *   index order; paced, an account is listed only from REGISTRATION_LEAD_MS before its first commit
@@ -67,7 +68,7 @@ export interface SimulatorOptions {
   plc?: { errorRate?: number; delayMs?: number };
   /** what DID documents name as the PDS (default: this server) */
   pdsUrl?: string;
-  /** `startDirectory`: a simulator whose `/export` this directory's answers (a paced one's) */
+  /** `startDirectory`: the (paced) simulator whose `/export` this directory passes on */
   exportFrom?: string;
   /** keep the ground truth (default true); without it `groundTruth()` throws */
   groundTruth?: boolean;
@@ -349,14 +350,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
         if (srv.upgrade(request, { data: { cursor, next: 0, blocked: false, open: true } })) return undefined;
         return Response.json({ error: 'InvalidRequest', message: 'expected a WebSocket upgrade' }, { status: 400 });
       }
-      if (rate > 0 && url.pathname === '/export') {
-        try {
-          return pacedExport(url);
-        } catch (err) {
-          if (err instanceof XrpcError) return xrpcErrorResponse(err);
-          throw err;
-        }
-      }
+      if (rate > 0 && url.pathname === '/export') return orXrpcError(() => pacedExport(url));
       return http(request, url, baseUrl);
     },
     websocket: {
@@ -455,6 +449,16 @@ const httpHandler = (directory: AccountDirectory, seed: string, options: Pick<Si
   };
 };
 
+/** `answer()`, or the XRPC error it threw as a response. */
+const orXrpcError = (answer: () => Response): Response => {
+  try {
+    return answer();
+  } catch (err) {
+    if (err instanceof XrpcError) return xrpcErrorResponse(err);
+    throw err;
+  }
+};
+
 /** `url`'s answer, passed on. */
 const forward = async (url: string): Promise<Response> => {
   const response = await fetch(url);
@@ -481,13 +485,10 @@ export const startDirectory = async (options: DirectoryOptions = {}): Promise<Si
       if (document !== undefined) return new Response(document, { headers: DOCUMENT_HEADERS });
       if (url.pathname === '/export' && options.exportFrom !== undefined) return forward(`${options.exportFrom.replace(/\/+$/, '')}/export${url.search}`);
       if (url.pathname === '/export' && exportLines.length > 0) {
-        try {
+        return orXrpcError(() => {
           const { from, to } = exportRange(directory, url);
           return exportResponse(exportLines.slice(from, to));
-        } catch (err) {
-          if (err instanceof XrpcError) return xrpcErrorResponse(err);
-          throw err;
-        }
+        });
       }
       return http(request, url, baseUrl);
     },
