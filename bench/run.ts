@@ -69,6 +69,8 @@ const SCENARIOS: Record<string, Scenario> = {
     verify: false,
   },
   live: { ...FLOOD, description: '450 commits/s for 2 minutes', commits: 450 * 120, rate: 450 },
+  // a storm met live: each account appears in the directory's export just before its first commit
+  wave: { ...FLOOD, description: '2,000 commits/s for 1 minute, each from a brand-new account', commits: 2000 * 60, accounts: 2000 * 60, newShare: 1, rate: 2000 },
   peak: { ...FLOOD, description: '2,000 commits/s for 10 minutes', commits: 2000 * 600, rate: 2000 },
   'small-pool': { ...FLOOD, description: 'flood with DB_POOL_SIZE=8', poolSize: 8 },
   'big-table': { ...FLOOD, description: 'flood after the database holds 10M records', preloadRecords: 10_000_000 },
