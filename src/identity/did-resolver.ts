@@ -74,8 +74,10 @@ export interface DidResolverOptions {
   now?: () => number;
 }
 
-const PLC_RE = /^did:plc:[a-z2-7]{24}$/;
-const WEB_RE = /^did:web:([a-zA-Z0-9.-]{1,253})(?:%3[aA]([0-9]{1,5}))?$/;
+/** A did:plc identifier: 24 characters of lowercase base32. */
+export const PLC_DID = /^did:plc:[a-z2-7]{24}$/;
+/** A did:web identifier at a host: the host, and the port when it is encoded (`%3A`). */
+export const WEB_DID = /^did:web:([a-zA-Z0-9.-]{1,253})(?:%3[aA]([0-9]{1,5}))?$/;
 const CACHEABLE_FAILURES: ReadonlySet<DidResolutionErrorReason> = new Set(['not-found', 'tombstoned', 'bad-document']);
 const ACCEPT = 'application/did+ld+json, application/json';
 
@@ -151,8 +153,8 @@ export class DidResolver {
   }
 
   #documentUrl(did: string): { url: string; redirect: RequestRedirect } {
-    if (PLC_RE.test(did)) return { url: `${this.#plcUrl}/${did}`, redirect: 'follow' };
-    const web = WEB_RE.exec(did);
+    if (PLC_DID.test(did)) return { url: `${this.#plcUrl}/${did}`, redirect: 'follow' };
+    const web = WEB_DID.exec(did);
     if (web !== null) {
       const host = web[1]!.toLowerCase();
       const port = web[2];

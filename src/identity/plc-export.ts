@@ -25,6 +25,8 @@
  * the signing-key cache, which is bounded, so following the export costs no memory of its own.
  */
 import type { Logger } from '../log.ts';
+import { isObject } from '../lib/is-object.ts';
+import { PLC_DID } from './did-resolver.ts';
 import { httpGet, type FetchLike } from './http-get.ts';
 
 export interface PlcExportOptions {
@@ -60,7 +62,6 @@ const TIMEOUT_MS = 15_000;
 const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 60_000;
 const NO_EXPORT_STATUSES = new Set([400, 404, 405, 501]);
-const PLC_DID = /^did:plc:[a-z2-7]{24}$/;
 
 interface Wait {
   /** requests started before the wait began do not count against it */
@@ -274,11 +275,9 @@ interface ExportEntry {
 
 const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
 /** One export line's meaning, or null when it is not a well-formed PLC operation. */
 export const readEntry = (entry: unknown): ExportEntry | null => {
-  if (!isRecord(entry) || !isRecord(entry.operation)) return null;
+  if (!isObject(entry) || !isObject(entry.operation)) return null;
   const { did, createdAt, nullified, operation } = entry;
   if (typeof did !== 'string' || !PLC_DID.test(did)) return null;
   const createdAtMs = typeof createdAt === 'string' && ISO_DATETIME.test(createdAt) ? Date.parse(createdAt) : Number.NaN;
@@ -287,7 +286,7 @@ export const readEntry = (entry: unknown): ExportEntry | null => {
   let signingKey: unknown;
   switch (operation.type) {
     case 'plc_operation':
-      if (operation.verificationMethods !== undefined && !isRecord(operation.verificationMethods)) return null;
+      if (operation.verificationMethods !== undefined && !isObject(operation.verificationMethods)) return null;
       signingKey = operation.verificationMethods?.atproto ?? null;
       break;
     case 'create':

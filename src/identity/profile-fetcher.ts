@@ -12,6 +12,7 @@ import { fromString as parseCid } from '@atcute/cid';
 import { parseRecord } from '../pipeline/collections.ts';
 import type { HostGate, Outcome, Verdict } from './host-gate.ts';
 import { httpGet, HttpGetError, isLoopbackHost, type FetchLike, type HttpGetResult } from './http-get.ts';
+import { isObject } from '../lib/is-object.ts';
 
 export const PROFILE_COLLECTION = 'app.bsky.actor.profile';
 
@@ -47,9 +48,6 @@ const verdict = (outcome: Outcome<HttpGetResult>): Verdict => {
   if (outcome.error instanceof HttpGetError && outcome.error.reason === 'too-large') return 'success';
   return 'failure';
 };
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 export class ProfileFetcher {
   readonly #fetch: FetchLike;

@@ -6,6 +6,8 @@
 // null when absent or malformed. `imageUrl` fills `{kind}`, `{did}` and `{cid}` of the template
 // (default: the public CDN form); the template `pds` means the PDS's own getBlob URL instead.
 // `imageUrlTemplateProblem` is the validation config.ts runs on IMAGE_URL_TEMPLATE.
+import { isObject } from '../lib/is-object.ts';
+
 export const DEFAULT_IMAGE_URL_TEMPLATE = 'https://cdn.bsky.app/img/{kind}/plain/{did}/{cid}@jpeg';
 export const PDS_IMAGE_URLS = 'pds';
 
@@ -21,9 +23,6 @@ export interface ProfileFields {
 
 const CID_RE = /^b[a-z2-7]{8,}$/;
 const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/;
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 

@@ -498,7 +498,7 @@ export const startDirectory = async (options: DirectoryOptions = {}): Promise<Si
     for (let index = 0; index < directory.size; index++) {
       const account = directory.at(index);
       documents.set(`/${account.did}`, JSON.stringify(didDocument(account, options.pdsUrl ?? baseUrl)));
-      exportLines.push(exportLine(directory, index, options.pdsUrl ?? baseUrl));
+      if (options.exportFrom === undefined) exportLines.push(exportLine(directory, index, options.pdsUrl ?? baseUrl));
     }
   }
   return {

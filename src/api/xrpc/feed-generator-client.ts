@@ -10,6 +10,7 @@
  */
 import { AppBskyFeedGetFeedSkeleton } from '@atcute/bluesky';
 import { safeParse } from '@atcute/lexicons/validations';
+import { PLC_DID, WEB_DID } from '../../identity/did-resolver.ts';
 import { httpGet, isLoopbackHost, type FetchLike } from '../../identity/http-get.ts';
 import { LruCache } from '../../identity/lru-cache.ts';
 import { XrpcError } from '../errors.ts';
@@ -32,8 +33,6 @@ export interface Skeleton {
   readonly cursor?: string;
 }
 
-const PLC_RE = /^did:plc:[a-z2-7]{24}$/;
-const WEB_RE = /^did:web:([a-zA-Z0-9.-]{1,253})(?:%3[aA]([0-9]{1,5}))?$/;
 const MAX_DOCUMENT_BYTES = 64 * 1024;
 const MAX_SKELETON_BYTES = 1024 * 1024;
 
@@ -112,8 +111,8 @@ export class FeedGeneratorClient {
   }
 
   #documentUrl(did: string): string | null {
-    if (PLC_RE.test(did)) return `${this.#plcUrl}/${did}`;
-    const web = WEB_RE.exec(did);
+    if (PLC_DID.test(did)) return `${this.#plcUrl}/${did}`;
+    const web = WEB_DID.exec(did);
     if (!web) return null;
     const host = web[1]!.toLowerCase();
     const authority = web[2] === undefined ? host : `${host}:${web[2]}`;
