@@ -1,21 +1,23 @@
 // signature: atproto public keys (did:key / multikey) and commit signature verification.
 //
 // Owns key parsing and ECDSA verification for the two atproto curves. Promises: synchronous,
-// no network; parsing does the expensive work once (secp256k1 keys are kept uncompressed so a
+// no network; a key is read by key-forms.ts (compressed or uncompressed points, any multibase) and
+// checked on its curve here; parsing does the expensive work once (secp256k1 keys are kept uncompressed so a
 // verify skips point decompression; P-256 keys become a KeyObject); a verify never throws, it
 // answers true only for a 64-byte compact (r, s) signature with low S over SHA-256 of the message.
 //   secp256k1 (multicodec 0xe7): libsecp256k1, the system's or the npm package's (secp256k1-verify.ts), ~50-64 µs.
 //   P-256 (multicodec 0x1200): `node:crypto` verify, ~41 µs synchronous; `crypto.subtle.verify`
 //   costs ~68 µs and is asynchronous, @atcute/crypto wraps the same subtle call.
 import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { fromBase58Btc } from '@atcute/multibase';
 import secp256k1 from 'secp256k1';
 
 import { verifySecp256k1Digest } from './secp256k1-verify.ts';
 import { sha256 } from './sha256.ts';
 import { ReasonError } from '../lib/reason-error.ts';
+import { KeyFormError, readDidKey, type KeyFormReason } from '../identity/key-forms.ts';
 
-export type KeyErrorReason = 'bad-encoding' | 'unsupported-key-type' | 'bad-key';
+/** How the key text was unreadable (key-forms.ts), or 'not-on-curve'. */
+export type KeyErrorReason = KeyFormReason | 'not-on-curve';
 
 export class KeyError extends ReasonError<KeyErrorReason> {
   override readonly name = 'KeyError';
@@ -41,7 +43,6 @@ export interface P256Key extends ParsedKeyBase {
 
 export type ParsedKey = Secp256k1Key | P256Key;
 
-const DID_KEY_PREFIX = 'did:key:';
 // SubjectPublicKeyInfo header for an id-ecPublicKey / prime256v1 key with a 33-byte compressed point
 const P256_SPKI_PREFIX = Uint8Array.from([
   0x30, 0x39, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
@@ -74,7 +75,7 @@ const parseK256 = (didKey: string, publicKey: Uint8Array): Secp256k1Key => {
   try {
     uncompressed = secp256k1.publicKeyConvert(publicKey, false);
   } catch (err) {
-    throw new KeyError('bad-key', 'not a secp256k1 curve point', { cause: err });
+    throw new KeyError('not-on-curve', 'not a secp256k1 curve point', { cause: err });
   }
   return { type: 'secp256k1', didKey, publicKey, uncompressed };
 };
@@ -87,37 +88,21 @@ const parseP256 = (didKey: string, publicKey: Uint8Array): P256Key => {
   try {
     keyObject = createPublicKey({ key: Buffer.from(spki.buffer), format: 'der', type: 'spki' });
   } catch (err) {
-    throw new KeyError('bad-key', 'not a P-256 curve point', { cause: err });
+    throw new KeyError('not-on-curve', 'not a P-256 curve point', { cause: err });
   }
   return { type: 'p256', didKey, publicKey, keyObject };
 };
 
-/** Parses a `did:key:z...` or a bare multikey `z...` (compressed secp256k1 or P-256 point). */
+/** Parses a `did:key:z...` or a bare multikey `z...` (secp256k1 or P-256, in any form key-forms.ts reads). */
 export const parseDidKey = (multikeyOrDidKey: string): ParsedKey => {
-  const multikey = multikeyOrDidKey.startsWith(DID_KEY_PREFIX)
-    ? multikeyOrDidKey.slice(DID_KEY_PREFIX.length)
-    : multikeyOrDidKey;
-  if (multikey.length < 2 || multikey.length > 128 || multikey[0] !== 'z') {
-    throw new KeyError('bad-encoding', 'not a base58btc multikey');
-  }
-  let bytes: Uint8Array;
+  let key;
   try {
-    bytes = fromBase58Btc(multikey.slice(1));
+    key = readDidKey(multikeyOrDidKey);
   } catch (err) {
-    throw new KeyError('bad-encoding', 'invalid base58btc', { cause: err });
+    if (!(err instanceof KeyFormError)) throw err;
+    throw new KeyError(err.reason, err.message, { cause: err });
   }
-  if (bytes.length < 3) throw new KeyError('bad-encoding', 'multikey too short');
-  // multicodec varints: 0xe7 -> [0xe7, 0x01], 0x1200 -> [0x80, 0x24]
-  const codec = (bytes[0]! << 8) | bytes[1]!;
-  if (codec !== 0xe701 && codec !== 0x8024) {
-    throw new KeyError('unsupported-key-type', `unsupported multicodec 0x${codec.toString(16)}`);
-  }
-  const publicKey = bytes.slice(2);
-  if (publicKey.length !== 33 || (publicKey[0] !== 0x02 && publicKey[0] !== 0x03)) {
-    throw new KeyError('bad-key', 'expected a 33-byte compressed point');
-  }
-  const didKey = DID_KEY_PREFIX + multikey;
-  return codec === 0xe701 ? parseK256(didKey, publicKey) : parseP256(didKey, publicKey);
+  return key.curve === 'secp256k1' ? parseK256(key.didKey, key.point) : parseP256(key.didKey, key.point);
 };
 
 /** Verifies a commit signature. Never throws: malformed signatures are simply invalid. */

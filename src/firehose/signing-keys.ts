@@ -8,6 +8,8 @@
 // retries, unless the key in hand was fetched less than `minRefreshIntervalMs` ago: a repo that
 // keeps sending bad signatures costs one PLC request per interval, not one per commit.
 // `learn(did, key)` takes a key the directory published unasked (its export, plc-export.ts).
+// A key that cannot be used (absent, in a form key-forms.ts cannot read, off its curve) is counted
+// in `unusableKeys` by its reason, once per document or export line read, not once per commit.
 // A cached secp256k1 key is its 65-byte point in one slab (DidSlots gives each DID its place),
 // ~100 bytes per repo instead of ~1 KB of strings and objects; what is handed out is a copy, so a
 // key in hand never changes under its holder. P-256 keys (rare in the network) keep their KeyObject.
@@ -31,9 +33,12 @@ export class SigningKeyError extends ReasonError<SigningKeyErrorReason> {
  */
 export type KeyPurpose = 'prefetch' | 'new-repo';
 
+/** A resolver's answer: the key, and why it is null when the document has one that is unusable. */
+export type KeyAnswer = Pick<ResolvedDid, 'signingKey'> & Partial<Pick<ResolvedDid, 'signingKeyProblem'>>;
+
 /** The part of DidResolver this cache needs. */
 export interface KeyResolver {
-  resolve(did: string, purpose?: KeyPurpose): Promise<Pick<ResolvedDid, 'signingKey'>>;
+  resolve(did: string, purpose?: KeyPurpose): Promise<KeyAnswer>;
   invalidate(did: string): void;
 }
 
@@ -84,6 +89,8 @@ export class SigningKeyCache {
   readonly #inflight = new Map<string, Promise<ParsedKey>>();
   readonly #minRefreshIntervalMs: number;
   readonly #now: () => number;
+  /** unusable keys met, by reason: `no-atproto-key`, `not-on-curve` or a key-forms.ts reason */
+  readonly unusableKeys = new Map<string, number>();
 
   constructor(resolver: KeyResolver, options: SigningKeyCacheOptions = {}) {
     this.#resolver = resolver;
@@ -149,6 +156,7 @@ export class SigningKeyCache {
         key = parseDidKey(signingKey);
       } catch (err) {
         if (!(err instanceof KeyError)) throw err;
+        this.#countUnusable(err.reason);
       }
     }
     const slot = this.#slots.find(did);
@@ -228,22 +236,30 @@ export class SigningKeyCache {
     this.#p256.delete(slot);
   }
 
+  #countUnusable(reason: string): void {
+    this.unusableKeys.set(reason, (this.unusableKeys.get(reason) ?? 0) + 1);
+  }
+
   async #load(did: string, purpose: KeyPurpose | undefined): Promise<ParsedKey> {
-    let signingKey: string | null;
+    let answer: KeyAnswer;
     try {
-      ({ signingKey } = await this.#resolver.resolve(did, purpose));
+      answer = await this.#resolver.resolve(did, purpose);
     } catch (err) {
       throw new SigningKeyError('resolution-failed', `cannot resolve ${did}`, { cause: err });
     }
-    if (signingKey === null) throw new SigningKeyError('no-signing-key', `${did} has no #atproto key`);
-    let key: ParsedKey;
+    if (answer.signingKey === null) {
+      const problem = answer.signingKeyProblem ?? null;
+      this.#countUnusable(problem ?? 'no-atproto-key');
+      if (problem === null) throw new SigningKeyError('no-signing-key', `${did} has no #atproto key`);
+      throw new SigningKeyError('bad-key', `${did} has an unusable key: ${problem}`);
+    }
     try {
-      key = parseDidKey(signingKey);
+      return parseDidKey(answer.signingKey);
     } catch (err) {
       if (!(err instanceof KeyError)) throw err;
+      this.#countUnusable(err.reason);
       throw new SigningKeyError('bad-key', `${did} has an unusable key: ${err.reason}`, { cause: err });
     }
-    return key;
   }
 }
 

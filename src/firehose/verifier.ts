@@ -21,7 +21,7 @@
  * `InlineVerifier` does everything on the calling thread (tests).
  */
 import type { CheckedMessage, InitMessage, ResolveAnswer, ResolvedMessage, WorkMessage } from './verify-worker.ts';
-import { keyFailure, SigningKeyCache, type KeyResolver, type VerifyOutcome } from './signing-keys.ts';
+import { keyFailure, SigningKeyCache, type KeyAnswer, type KeyResolver, type VerifyOutcome } from './signing-keys.ts';
 import { DidResolutionError } from '../identity/did-resolver.ts';
 import { PlcExport, type PlcExportFigures } from '../identity/plc-export.ts';
 import { commitKeyResolver } from './guarded-key-resolver.ts';
@@ -75,7 +75,7 @@ interface Check {
 interface Resolution {
   readonly did: string;
   readonly prefetch: boolean;
-  readonly resolve: (answer: { signingKey: string | null }) => void;
+  readonly resolve: (answer: KeyAnswer) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -168,6 +168,11 @@ export class WorkerVerifier implements CommitVerifier {
   }
 
   /** What following the directory's export has done; null when it is not followed. */
+  /** Signing keys that could not be used, by reason (signing-keys.ts). */
+  get unusableKeys(): ReadonlyMap<string, number> {
+    return this.#keys.unusableKeys;
+  }
+
   get exportFigures(): PlcExportFigures | null {
     return this.#export?.figures ?? null;
   }
@@ -225,7 +230,7 @@ export class WorkerVerifier implements CommitVerifier {
     return this.#keys.verifyCommit(did, unsigned, sig);
   }
 
-  #resolve(did: string, prefetch: boolean): Promise<{ signingKey: string | null }> {
+  #resolve(did: string, prefetch: boolean): Promise<KeyAnswer> {
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
       this.#resolutions.set(id, { did, prefetch, resolve, reject });

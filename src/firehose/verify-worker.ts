@@ -23,6 +23,7 @@
 import { DidResolutionError, type DidResolutionErrorReason } from '../identity/did-resolver.ts';
 import { commitKeyResolver, type GuardedKeyResolver } from './guarded-key-resolver.ts';
 import { verifySecp256k1Signature } from './signature.ts';
+import type { KeyAnswer } from './signing-keys.ts';
 
 declare const self: Worker;
 
@@ -52,9 +53,9 @@ export interface CheckedMessage {
   /** per check: 1 when the signature is valid, else 0 */
   readonly valid: Uint8Array;
 }
-/** A resolution's answer: the document's signing key, or why there is none. */
+/** A resolution's answer: the document's signing key (and why it is unusable), or why there is none. */
 export type ResolveAnswer =
-  | { readonly signingKey: string | null }
+  | KeyAnswer
   | { readonly failure: { readonly reason: DidResolutionErrorReason | null; readonly status: number | null; readonly message: string } };
 export interface ResolvedMessage {
   readonly type: 'resolved';
@@ -122,7 +123,7 @@ function wait(id: number, did: string): void {
 function start(keys: GuardedKeyResolver, id: number, did: string): void {
   running++;
   keys.resolve(did).then(
-    (document) => answer(id, { signingKey: document.signingKey }),
+    (document) => answer(id, { signingKey: document.signingKey, signingKeyProblem: document.signingKeyProblem }),
     (error: unknown) =>
       answer(id, {
         failure:

@@ -3,13 +3,15 @@
 // Owns the reading of DID documents. Promises: pure; `unknown` in, narrowed by guards; returns the
 // claimed handle (first `at://` alsoKnownAs, lower-cased, null when absent or not a valid handle),
 // the PDS endpoint (service `#atproto_pds` of type AtprotoPersonalDataServer) and the signing key
-// (verification method `#atproto`) as a multikey string; structural damage, or an atproto entry
-// that is present but unusable, throws a DidDocumentError with a fixed `reason`. The handle is
-// only a claim: confirming it resolves back to the DID is the caller's job.
-import { fromBase58Btc, toBase58Btc } from '@atcute/multibase';
+// (verification method `#atproto`, in any form key-forms.ts reads) as its canonical did:key;
+// structural damage, or a PDS entry that is present but unusable, throws a DidDocumentError with a
+// fixed `reason`. A key that is present but unusable leaves `signingKey` null and says why in
+// `signingKeyProblem` (the handle and PDS still count). The handle is only a claim: confirming it
+// resolves back to the DID is the caller's job.
+import { KeyFormError, readVerificationMethodKey, type KeyFormReason } from './key-forms.ts';
 import { ReasonError } from '../lib/reason-error.ts';
 
-export type DidDocumentErrorReason = 'not-an-object' | 'bad-id' | 'bad-field' | 'bad-key' | 'bad-endpoint';
+export type DidDocumentErrorReason = 'not-an-object' | 'bad-id' | 'bad-field' | 'bad-endpoint';
 
 export class DidDocumentError extends ReasonError<DidDocumentErrorReason> {
   override readonly name = 'DidDocumentError';
@@ -19,8 +21,10 @@ export interface DidDocumentInfo {
   did: string;
   handle: string | null;
   pdsEndpoint: string | null;
-  /** multikey (`z...`), for parseDidKey */
+  /** canonical `did:key:z...` (compressed point), for parseDidKey */
   signingKey: string | null;
+  /** why an `#atproto` key that is there could not be read; null when it was, or is absent */
+  signingKeyProblem: KeyFormReason | null;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -28,12 +32,6 @@ type JsonObject = Record<string, unknown>;
 const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/;
 const HANDLE_RE =
   /^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
-// legacy verification method types carry a raw point; atproto prefixes it with a multicodec
-const LEGACY_KEY_CODECS = new Map<string, Uint8Array>([
-  ['EcdsaSecp256k1VerificationKey2019', Uint8Array.from([0xe7, 0x01])],
-  ['EcdsaSecp256r1VerificationKey2019', Uint8Array.from([0x80, 0x24])],
-]);
-
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -78,35 +76,18 @@ const readPdsEndpoint = (doc: JsonObject, did: string): string | null => {
   return null;
 };
 
-const toMultikey = (type: string, publicKeyMultibase: string): string => {
-  const codec = LEGACY_KEY_CODECS.get(type);
-  if (codec === undefined) return publicKeyMultibase;
-  let raw: Uint8Array;
-  try {
-    raw = fromBase58Btc(publicKeyMultibase.slice(1));
-  } catch (err) {
-    throw new DidDocumentError('bad-key', 'publicKeyMultibase is not base58btc', { cause: err });
-  }
-  const bytes = new Uint8Array(codec.length + raw.length);
-  bytes.set(codec, 0);
-  bytes.set(raw, codec.length);
-  return `z${toBase58Btc(bytes)}`;
-};
-
-const readSigningKey = (doc: JsonObject, did: string): string | null => {
+const readSigningKey = (doc: JsonObject, did: string): Pick<DidDocumentInfo, 'signingKey' | 'signingKeyProblem'> => {
   for (const method of optionalArray(doc, 'verificationMethod')) {
     if (!isObject(method)) throw new DidDocumentError('bad-field', 'verificationMethod entry is not an object');
     if (!matchesId(method.id, did, '#atproto')) continue;
-    const { type, publicKeyMultibase } = method;
-    if (typeof type !== 'string' || (type !== 'Multikey' && !LEGACY_KEY_CODECS.has(type))) {
-      throw new DidDocumentError('bad-key', 'unsupported verification method type');
+    try {
+      return { signingKey: readVerificationMethodKey(method.type, method.publicKeyMultibase).didKey, signingKeyProblem: null };
+    } catch (err) {
+      if (!(err instanceof KeyFormError)) throw err;
+      return { signingKey: null, signingKeyProblem: err.reason };
     }
-    if (typeof publicKeyMultibase !== 'string' || publicKeyMultibase.length < 2 || publicKeyMultibase[0] !== 'z') {
-      throw new DidDocumentError('bad-key', 'publicKeyMultibase is not a base58btc string');
-    }
-    return toMultikey(type, publicKeyMultibase);
   }
-  return null;
+  return { signingKey: null, signingKeyProblem: null };
 };
 
 /** Reads handle, PDS endpoint and signing key out of a DID document. */
@@ -120,6 +101,6 @@ export const parseDidDocument = (doc: unknown): DidDocumentInfo => {
     did,
     handle: readHandle(doc),
     pdsEndpoint: readPdsEndpoint(doc, did),
-    signingKey: readSigningKey(doc, did),
+    ...readSigningKey(doc, did),
   };
 };

@@ -25,6 +25,8 @@ export interface Ingester {
   readonly stats: IngestStats;
   /** Following the PLC directory's export; null when it is not followed. */
   readonly plcExport: PlcExportFigures | null;
+  /** Signing keys that could not be used, by reason; empty without verification. */
+  readonly unusableSigningKeys: ReadonlyMap<string, number>;
   /** Settles when both loops end; rejects if one fails. */
   readonly done: Promise<void>;
   stop(): Promise<void>;
@@ -102,6 +104,9 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
     stats,
     get plcExport() {
       return verifier?.exportFigures ?? null;
+    },
+    get unusableSigningKeys() {
+      return verifier?.unusableKeys ?? new Map<string, number>();
     },
     done,
     stop,

@@ -225,6 +225,7 @@ describe('metrics with hand-made services over a real database', () => {
     return {
       stats,
       plcExport: PLC_EXPORT,
+      unusableSigningKeys: new Map([['legacy-secp256k1:bad-point', 2]]),
       pipeline: {
         queueDepth: 12,
         queueLimit: 1000,
@@ -294,6 +295,7 @@ describe('metrics with hand-made services over a real database', () => {
       newActors: 70,
       unverifiedCommits: 4,
       plcExport: PLC_EXPORT,
+      unusableSigningKeys: { 'legacy-secp256k1:bad-point': 2 },
       batchWriteErrors: 1,
       batchesRewritten: 2,
       eventsByType: { commit: 2, identity: 1 },
@@ -440,6 +442,7 @@ describe('metrics with hand-made services over a real database', () => {
     expect(sampleValue(parsed, 'aqueduct_user_creation_utilization_ratio')).toBe(0.25);
     expect(sampleValue(parsed, 'aqueduct_batch_flush_seconds', { quantile: '0.99' })).toBe(0.25);
     expect(sampleValue(parsed, 'aqueduct_plc_export_operations_total')).toBe(2500);
+    expect(sampleValue(parsed, 'aqueduct_unusable_signing_keys_total', { reason: 'legacy-secp256k1:bad-point' })).toBe(2);
     expect(sampleValue(parsed, 'aqueduct_plc_export_waits_total', { outcome: 'fetched' })).toBe(1);
     expect(sampleValue(parsed, 'aqueduct_db_pool_connections', { state: 'idle' })).toBe(2);
     expect(sampleValue(parsed, 'aqueduct_db_pool_connections', { state: 'active' })).toBe(0);

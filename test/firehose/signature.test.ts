@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { toBase58Btc } from '@atcute/multibase';
 
-import { isLowS, KeyError, parseDidKey, verifyCommitSignature, type KeyErrorReason } from '../../src/firehose/signature.ts';
+import { isLowS, KeyError, parseDidKey, verifyCommitSignature, type KeyErrorReason, type Secp256k1Key } from '../../src/firehose/signature.ts';
 import { k256Signer, p256Signer, toHighS } from './fixtures.ts';
 
 const b64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
@@ -83,21 +83,29 @@ describe.each([
   });
 });
 
+const K256_P = 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2fn;
+/** (x, p - y + 1): x with a y that is not one of its two */
+const otherY = (uncompressed: Uint8Array): Uint8Array => {
+  const y = BigInt(`0x${Buffer.from(uncompressed.subarray(33)).toString('hex')}`);
+  return Uint8Array.from([...uncompressed.subarray(0, 33), ...Buffer.from((K256_P - y + 1n).toString(16).padStart(64, '0'), 'hex')]);
+};
+
 describe('parseDidKey: malformed keys', () => {
   const multikey = (bytes: number[]): string => `z${toBase58Btc(Uint8Array.from(bytes))}`;
   const k256 = parseDidKey(k256Signer(7).didKey);
   const cases: [string, string, KeyErrorReason][] = [
-    ['empty', '', 'bad-encoding'],
-    ['did:key without a key', 'did:key:', 'bad-encoding'],
-    ['not base58btc multibase', 'did:key:mAAAA', 'bad-encoding'],
-    ['invalid base58 characters', 'did:key:z0OIl', 'bad-encoding'],
-    ['too short', multikey([0xe7]), 'bad-encoding'],
-    ['ed25519 multicodec', multikey([0xed, 0x01, ...new Uint8Array(32)]), 'unsupported-key-type'],
-    ['uncompressed secp256k1 point', multikey([0xe7, 0x01, 0x04, ...new Uint8Array(64).fill(1)]), 'bad-key'],
-    ['truncated secp256k1 point', multikey([0xe7, 0x01, ...k256.publicKey.subarray(0, 32)]), 'bad-key'],
-    ['secp256k1 x not on the curve', multikey([0xe7, 0x01, 0x02, ...new Uint8Array(32).fill(0xff)]), 'bad-key'],
-    ['P-256 x not on the curve', multikey([0x80, 0x24, 0x02, ...new Uint8Array(32).fill(0xff)]), 'bad-key'],
-    ['P-256 prefix with a bad parity byte', multikey([0x80, 0x24, 0x05, ...k256.publicKey.subarray(1)]), 'bad-key'],
+    ['empty', '', 'multikey:bad-multibase'],
+    ['did:key without a key', 'did:key:', 'did-key:bad-multibase'],
+    ['an unknown multibase prefix', 'did:key:xAAAA', 'did-key:bad-multibase'],
+    ['invalid base58 characters', 'did:key:z0OIl', 'did-key:bad-multibase'],
+    ['too short', multikey([0xe7]), 'multikey:unsupported-codec'],
+    ['ed25519 multicodec', multikey([0xed, 0x01, ...new Uint8Array(32)]), 'multikey:unsupported-codec'],
+    ['uncompressed secp256k1 point off the curve', multikey([0xe7, 0x01, 0x04, ...new Uint8Array(64).fill(1)]), 'multikey:bad-point'],
+    ['uncompressed secp256k1 point with a y not its x\'s', multikey([0xe7, 0x01, ...otherY((k256 as Secp256k1Key).uncompressed)]), 'multikey:bad-point'],
+    ['truncated secp256k1 point', multikey([0xe7, 0x01, ...k256.publicKey.subarray(0, 32)]), 'multikey:bad-point'],
+    ['secp256k1 x not on the curve', multikey([0xe7, 0x01, 0x02, ...new Uint8Array(32).fill(0xff)]), 'not-on-curve'],
+    ['P-256 x not on the curve', multikey([0x80, 0x24, 0x02, ...new Uint8Array(32).fill(0xff)]), 'not-on-curve'],
+    ['P-256 prefix with a bad parity byte', multikey([0x80, 0x24, 0x05, ...k256.publicKey.subarray(1)]), 'multikey:bad-point'],
   ];
   test.each(cases)('%s -> %s', (_name, input, reason) => {
     let caught: unknown;

@@ -1,3 +1,4 @@
+import { toBase58Btc } from '@atcute/multibase';
 import { DidResolutionError } from '../../src/identity/did-resolver.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 
@@ -301,5 +302,29 @@ describe('SigningKeyCache.learn', () => {
     expect(cache.has(DID)).toBe(false);
     expect((await cache.get(DID)).didKey).toBe(first.didKey);
     expect(resolver.calls).toBe(1);
+  });
+});
+
+describe('SigningKeyCache: unusable keys are counted by the form seen', () => {
+  test('a document key that could not be read, one off its curve, none at all, and a bad export line', async () => {
+    const unreadable: KeyResolver = {
+      resolve: () => Promise.resolve({ signingKey: null, signingKeyProblem: 'legacy-secp256k1:bad-point' }),
+      invalidate: () => {},
+    };
+    const cache = new SigningKeyCache(unreadable);
+    expect(await cache.verifyCommit(DID, message, signed(k256Signer(3)))).toBe('key-invalid');
+    expect(await cache.verifyCommit('did:plc:bbbbbbbbbbbbbbbbbbbbbbbb', message, signed(k256Signer(3)))).toBe('key-invalid');
+
+    const offCurve = new TableResolver(`z${toBase58Btc(Uint8Array.from([0xe7, 0x01, 0x02, ...new Uint8Array(32).fill(0xff)]))}`);
+    const curveCache = new SigningKeyCache(offCurve);
+    await expect(curveCache.get(DID)).rejects.toBeInstanceOf(SigningKeyError);
+    curveCache.learn('did:plc:cccccccccccccccccccccccc', 'did:key:z0OIl');
+
+    const absent = new SigningKeyCache(new TableResolver(null));
+    expect(await absent.verifyCommit(DID, message, signed(k256Signer(3)))).toBe('key-invalid');
+
+    expect(Object.fromEntries(cache.unusableKeys)).toEqual({ 'legacy-secp256k1:bad-point': 2 });
+    expect(Object.fromEntries(curveCache.unusableKeys)).toEqual({ 'not-on-curve': 1, 'did-key:bad-multibase': 1 });
+    expect(Object.fromEntries(absent.unusableKeys)).toEqual({ 'no-atproto-key': 1 });
   });
 });

@@ -4,6 +4,7 @@ import { DidDocumentError, parseDidDocument, type DidDocumentErrorReason } from 
 
 const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
 const KEY = 'zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc';
+const DID_KEY = `did:key:${KEY}`;
 
 const doc = (patch: Record<string, unknown> = {}): Record<string, unknown> => {
   const base: Record<string, unknown> = {
@@ -25,9 +26,9 @@ describe('parseDidDocument: valid documents', () => {
     [
       'a PLC document',
       doc(),
-      { did: DID, handle: 'alice.example.com', pdsEndpoint: 'https://pds.example.com', signingKey: KEY },
+      { did: DID, handle: 'alice.example.com', pdsEndpoint: 'https://pds.example.com', signingKey: DID_KEY, signingKeyProblem: null },
     ],
-    ['only an id', { id: DID }, { did: DID, handle: null, pdsEndpoint: null, signingKey: null }],
+    ['only an id', { id: DID }, { did: DID, handle: null, pdsEndpoint: null, signingKey: null, signingKeyProblem: null }],
     [
       'first at:// alias wins, others skipped',
       doc({ alsoKnownAs: ['https://alice.example', 'at://first.test', 'at://second.test'] }),
@@ -41,7 +42,7 @@ describe('parseDidDocument: valid documents', () => {
         verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: DID, publicKeyMultibase: KEY }],
         service: [{ id: `${DID}#atproto_pds`, type: 'AtprotoPersonalDataServer', serviceEndpoint: 'http://localhost:2583' }],
       }),
-      { signingKey: KEY, pdsEndpoint: 'http://localhost:2583' },
+      { signingKey: DID_KEY, pdsEndpoint: 'http://localhost:2583' },
     ],
     [
       'other keys and services are ignored',
@@ -52,11 +53,11 @@ describe('parseDidDocument: valid documents', () => {
           { id: '#bsky_fg', type: 'BskyFeedGenerator', serviceEndpoint: { complex: true } },
         ],
       }),
-      { signingKey: null, pdsEndpoint: null },
+      { signingKey: null, signingKeyProblem: null, pdsEndpoint: null },
     ],
     [
       // the same key as KEY, in the legacy raw-point form of the interop fixtures
-      'a legacy EcdsaSecp256k1VerificationKey2019 key becomes a multikey',
+      'a legacy EcdsaSecp256k1VerificationKey2019 key becomes a did:key',
       doc({
         verificationMethod: [
           {
@@ -67,7 +68,7 @@ describe('parseDidDocument: valid documents', () => {
           },
         ],
       }),
-      { signingKey: KEY },
+      { signingKey: DID_KEY },
     ],
     ['a did:web document', { id: 'did:web:example.com' }, { did: 'did:web:example.com' }],
   ];
@@ -91,31 +92,6 @@ describe('parseDidDocument: malformed documents', () => {
     ['verificationMethod entry a string', doc({ verificationMethod: ['#atproto'] }), 'bad-field'],
     ['service a string', doc({ service: 'https://pds' }), 'bad-field'],
     ['service entry null', doc({ service: [null] }), 'bad-field'],
-    [
-      '#atproto key without publicKeyMultibase',
-      doc({ verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: DID }] }),
-      'bad-key',
-    ],
-    [
-      '#atproto key not base58btc',
-      doc({ verificationMethod: [{ id: '#atproto', type: 'Multikey', publicKeyMultibase: 'mAAAA' }] }),
-      'bad-key',
-    ],
-    [
-      '#atproto key of an unknown type',
-      doc({ verificationMethod: [{ id: '#atproto', type: 'JsonWebKey2020', publicKeyMultibase: KEY }] }),
-      'bad-key',
-    ],
-    [
-      '#atproto key type toString (no prototype lookups)',
-      doc({ verificationMethod: [{ id: '#atproto', type: 'toString', publicKeyMultibase: KEY }] }),
-      'bad-key',
-    ],
-    [
-      'legacy key with invalid base58',
-      doc({ verificationMethod: [{ id: '#atproto', type: 'EcdsaSecp256k1VerificationKey2019', publicKeyMultibase: 'z0OIl' }] }),
-      'bad-key',
-    ],
     [
       '#atproto_pds endpoint an object',
       doc({ service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: { uri: 'x' } }] }),
@@ -146,5 +122,19 @@ describe('parseDidDocument: malformed documents', () => {
     }
     expect(caught).toBeInstanceOf(DidDocumentError);
     expect((caught as DidDocumentError).reason).toBe(reason);
+  });
+});
+
+describe('parseDidDocument: an unusable #atproto key leaves the rest of the document', () => {
+  const method = (fields: Record<string, unknown>) => doc({ verificationMethod: [{ id: '#atproto', controller: DID, ...fields }] });
+  const cases: [string, unknown, string][] = [
+    ['without publicKeyMultibase', method({ type: 'Multikey' }), 'multikey:missing-key'],
+    ['of an unknown multibase', method({ type: 'Multikey', publicKeyMultibase: 'xAAAA' }), 'multikey:bad-multibase'],
+    ['of an unknown type', method({ type: 'JsonWebKey2020', publicKeyMultibase: KEY }), 'jwk:unsupported-type'],
+    ['type toString (no prototype lookups)', method({ type: 'toString', publicKeyMultibase: KEY }), 'other-type:unsupported-type'],
+    ['legacy, with invalid base58', method({ type: 'EcdsaSecp256k1VerificationKey2019', publicKeyMultibase: 'z0OIl' }), 'legacy-secp256k1:bad-multibase'],
+  ];
+  test.each(cases)('%s -> %s', (_name, input, problem) => {
+    expect(parseDidDocument(input)).toMatchObject({ handle: 'alice.example.com', pdsEndpoint: 'https://pds.example.com', signingKey: null, signingKeyProblem: problem });
   });
 });

@@ -105,7 +105,8 @@ describe('DidResolver', () => {
       did: OK,
       handle: 'alice.test',
       pdsEndpoint: 'https://pds.example.com',
-      signingKey: KEY,
+      signingKey: `did:key:${KEY}`,
+      signingKeyProblem: null,
     });
   });
 

@@ -56,7 +56,7 @@ test('simulated accounts get their handle and profile; a rename arrives through 
     for (const account of chosen) {
       const [row] = await database.db.run((sql) => sql<Array<{ handle: string | null; signingKey: string; pdsEndpoint: string }>>`
         select handle, signing_key, pds_endpoint from actors where did = ${account.did}`);
-      expect(row).toEqual({ handle: account.handle, signingKey: account.multikey, pdsEndpoint: sim.url.replace(/\/+$/, '') });
+      expect(row).toEqual({ handle: account.handle, signingKey: `did:key:${account.multikey}`, pdsEndpoint: sim.url.replace(/\/+$/, '') });
       const block = account.repo.getRecord('app.bsky.actor.profile', 'self')!;
       const [profile] = await database.db.run((sql) => sql<Array<{ cid: string; displayName: unknown }>>`
         select cid, record->'displayName' as display_name from profiles where author_id = ${ids.get(account.did)!} and rkey = 'self'`);

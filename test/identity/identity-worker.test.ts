@@ -222,7 +222,7 @@ describe('IdentityWorker', () => {
       expect(worker.stats).toMatchObject({ limit: 8, completed: 1, handlesVerified: 1, profilesFetched: 1 });
     });
     const row = await actor(database.db, did);
-    expect(row).toMatchObject({ handle: 'alice.test', claimedHandle: 'alice.test', pdsEndpoint: pdsUrl(), signingKey: KEY, didStatus: 'ok', identityError: null });
+    expect(row).toMatchObject({ handle: 'alice.test', claimedHandle: 'alice.test', pdsEndpoint: pdsUrl(), signingKey: `did:key:${KEY}`, didStatus: 'ok', identityError: null });
     expect(row.handleVerifiedAt).toBeInstanceOf(Date);
     expect(row.identityCheckedAt).toBeInstanceOf(Date);
 

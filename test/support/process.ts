@@ -3,6 +3,7 @@
  * log until it says where it serves.
  */
 import type { Subprocess } from 'bun';
+import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface RunningAqueduct {
@@ -73,11 +74,23 @@ export async function startAqueductProcess(env: Record<string, string>, command?
   };
 }
 
-/** Processes whose command line mentions `needle` (e.g. a data directory). */
+/**
+ * Processes whose command line mentions `needle` (e.g. a data directory), or whose working
+ * directory is under it (the embedded server as root runs in its cluster folder, `-D /proc/self/cwd`).
+ */
 export async function processesMatching(needle: string): Promise<string[]> {
   const result = Bun.spawnSync(['ps', '-eo', 'pid,args'], { stdout: 'pipe' });
   return result.stdout
     .toString()
     .split('\n')
-    .filter((line) => line.includes(needle) && !line.includes('ps -eo'));
+    .filter((line) => !line.includes('ps -eo') && (line.includes(needle) || workingDirectoryOf(line).startsWith(needle)));
+}
+
+function workingDirectoryOf(psLine: string): string {
+  const pid = psLine.trim().split(/\s+/)[0];
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return '';
+  }
 }

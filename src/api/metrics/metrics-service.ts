@@ -43,6 +43,8 @@ export interface IngestSource {
   readonly stats: IngestStats;
   /** Following the PLC directory's export; null when it is not followed. */
   readonly plcExport?: PlcExportFigures | null;
+  /** Signing keys that could not be used, by reason. */
+  readonly unusableSigningKeys?: ReadonlyMap<string, number>;
 }
 
 /** User creations (identity fetches) running and their bound. */
@@ -111,6 +113,12 @@ export interface EventProcessorMetrics {
   readonly unverifiedCommits: number;
   /** Signing keys learned from the PLC directory's export; null when it is not followed. */
   readonly plcExport: PlcExportFigures | null;
+  /**
+   * DID documents and export lines whose `#atproto` key could not be used, by reason: the form
+   * seen and the problem (`legacy-secp256k1:bad-point`, `jwk:unsupported-type`, ...),
+   * `not-on-curve` or `no-atproto-key`. Their commits are rejected as `key-invalid`.
+   */
+  readonly unusableSigningKeys: Record<string, number>;
   readonly batchWriteErrors: number;
   /** Batches that met keys already stored (replays) and were written again absorbing them. */
   readonly batchesRewritten: number;
@@ -248,6 +256,7 @@ export class MetricsService {
       newActors: stats?.newActors ?? 0,
       unverifiedCommits: stats?.unverifiedCommits ?? 0,
       plcExport: ingest?.plcExport ?? null,
+      unusableSigningKeys: record(ingest?.unusableSigningKeys),
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
       batchesRewritten: stats?.batchesRewritten ?? 0,
       eventsByType: record(stats?.eventsByType),
