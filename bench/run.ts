@@ -41,6 +41,8 @@ interface Scenario {
   readonly poolSize: number;
   /** synthetic records loaded before the run */
   readonly preloadRecords: number;
+  /** the simulator's --key-forms (accounts' signing-key forms); absent: all secp256k1 Multikey */
+  readonly keyForms?: string;
 }
 
 const FLOOD: Scenario = {
@@ -57,6 +59,8 @@ const FLOOD: Scenario = {
 const SCENARIOS: Record<string, Scenario> = {
   flood: FLOOD,
   'flood-noverify': { ...FLOOD, description: 'flood with VERIFY_COMMITS=false', verify: false },
+  // every account signs with P-256 (ES256), its key written as the older EcdsaSecp256r1 form
+  'flood-p256': { ...FLOOD, description: 'flood where every account signs with a P-256 key', keyForms: 'p256-legacy=1' },
   storm: { ...FLOOD, description: 'every commit from a brand-new account', commits: 100_000, accounts: 100_000, newShare: 1 },
   // the storm without the one DID document fetch per new account that verification needs: what
   // creating users costs the write path on its own
@@ -310,12 +314,14 @@ async function startSim(scenario: Scenario) {
   // ingester and PostgreSQL, and it fell up to 1,300 commits behind its own schedule for seconds
   // at a time, which read as ingester lag. A real relay runs on another machine.
   const [relayPort, directoryPort] = (await freePorts(2)) as [number, number];
-  const relayArgs = ['--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate), '--pregenerate'];
+  const keyForms = scenario.keyForms ? ['--key-forms', scenario.keyForms] : [];
+  const relayArgs = ['--commits', String(scenario.commits), '--new-share', String(scenario.newShare), '--rate', String(scenario.rate), '--pregenerate', ...keyForms];
   const [relay, directory] = await Promise.all([
     startSimProcess(scenario, relayPort, relayArgs),
     // paced, the directory's export lists an account just before its first commit (the relay's)
     startSimProcess(scenario, directoryPort, [
       '--directory-only',
+      ...keyForms,
       '--pds-url',
       `http://127.0.0.1:${relayPort}`,
       ...(scenario.rate ? ['--export-from', `http://127.0.0.1:${relayPort}`] : []),

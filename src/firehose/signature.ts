@@ -80,18 +80,19 @@ const parseK256 = (didKey: string, publicKey: Uint8Array): Secp256k1Key => {
   return { type: 'secp256k1', didKey, publicKey, uncompressed };
 };
 
-const parseP256 = (didKey: string, publicKey: Uint8Array): P256Key => {
+/** The KeyObject of a compressed P-256 point; throws a KeyError off the curve. */
+export const p256KeyObject = (publicKey: Uint8Array): KeyObject => {
   const spki = new Uint8Array(P256_SPKI_PREFIX.length + publicKey.length);
   spki.set(P256_SPKI_PREFIX, 0);
   spki.set(publicKey, P256_SPKI_PREFIX.length);
-  let keyObject: KeyObject;
   try {
-    keyObject = createPublicKey({ key: Buffer.from(spki.buffer), format: 'der', type: 'spki' });
+    return createPublicKey({ key: Buffer.from(spki.buffer), format: 'der', type: 'spki' });
   } catch (err) {
     throw new KeyError('not-on-curve', 'not a P-256 curve point', { cause: err });
   }
-  return { type: 'p256', didKey, publicKey, keyObject };
 };
+
+const parseP256 = (didKey: string, publicKey: Uint8Array): P256Key => ({ type: 'p256', didKey, publicKey, keyObject: p256KeyObject(publicKey) });
 
 /** Parses a `did:key:z...` or a bare multikey `z...` (secp256k1 or P-256, in any form key-forms.ts reads). */
 export const parseDidKey = (multikeyOrDidKey: string): ParsedKey => {
@@ -112,9 +113,14 @@ export const verifyCommitSignature = (
   key: ParsedKey,
 ): boolean => {
   if (key.type === 'secp256k1') return verifySecp256k1Signature(unsignedBytes, sig, key.uncompressed);
-  if (sig.length !== 64 || !isLowS(sig, key.type)) return false;
+  return verifyP256Signature(unsignedBytes, sig, key.keyObject);
+};
+
+/** `verifyCommitSignature` for a P-256 key given as its KeyObject (the verification worker keeps them). */
+export const verifyP256Signature = (unsignedBytes: Uint8Array, sig: Uint8Array, keyObject: KeyObject): boolean => {
+  if (sig.length !== 64 || !isLowS(sig, 'p256')) return false;
   try {
-    return nodeVerify('sha256', unsignedBytes, { key: key.keyObject, dsaEncoding: 'ieee-p1363' }, sig);
+    return nodeVerify('sha256', unsignedBytes, { key: keyObject, dsaEncoding: 'ieee-p1363' }, sig);
   } catch {
     // r or s out of range, or zero
     return false;

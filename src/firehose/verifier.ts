@@ -216,17 +216,16 @@ export class WorkerVerifier implements CommitVerifier {
     } catch (error) {
       return keyFailure(error);
     }
-    if (key.type === 'secp256k1') {
-      const valid = await new Promise<boolean>((resolve) => {
-        const id = this.#nextId++;
-        this.#checks.set(id, { id, unsigned, sig, key: key.uncompressed, resolve });
-        const box = this.#box();
-        box.checks.push(id);
-        if (box.checks.length >= SEND_AT) this.#flush();
-      });
-      if (valid) return 'ok';
-    }
-    // P-256 (rare), or a failed check: the cache's policy decides, here
+    const valid = await new Promise<boolean>((resolve) => {
+      const id = this.#nextId++;
+      // the worker tells the curves apart by the key's length (verify-worker.ts)
+      this.#checks.set(id, { id, unsigned, sig, key: key.type === 'secp256k1' ? key.uncompressed : key.publicKey, resolve });
+      const box = this.#box();
+      box.checks.push(id);
+      if (box.checks.length >= SEND_AT) this.#flush();
+    });
+    if (valid) return 'ok';
+    // a failed check: the cache's policy decides, here
     return this.#keys.verifyCommit(did, unsigned, sig);
   }
 

@@ -3,14 +3,16 @@
  *
  * Holds no signing-key cache: the one cache lives with `WorkerVerifier` on the pipeline's thread,
  * which sends each check its key. Here: fetching and parsing DID documents (a `DidResolver`
- * behind a circuit breaker per host), and ~50 us secp256k1 checks beside the thread that reads the
- * socket and writes batches, on the second core.
+ * behind a circuit breaker per host), and ~50 us secp256k1 and ~57 us P-256 checks beside the
+ * thread that reads the socket and writes batches, on the second core (a P-256 point becomes a
+ * KeyObject once, kept for the next checks: at most P256_KEYS of them).
  * Protocol (see `verifier.ts`): `{ type: 'init', plcUrl }` once, answered `{ type: 'ready' }`;
  * then `{ type: 'work', ids, sizes, bytes, resolveIds, resolveDids, prefetch, hurry, invalidate }`.
  * The checks come packed: `ids`, `sizes` and `bytes` are views over one ArrayBuffer that the
  * pipeline's thread transferred (a structured clone copies each Uint8Array it meets, with the
  * whole buffer under it: a frame's, for a commit's bytes). Check i is `ids[i]`; `sizes[3i]`,
- * `sizes[3i+1]`, `sizes[3i+2]` are the lengths of its key (an uncompressed secp256k1 point), its
+ * `sizes[3i+1]`, `sizes[3i+2]` are the lengths of its key (an uncompressed secp256k1 point, 65
+ * bytes, or a compressed P-256 point, 33), its
  * sig and its unsigned commit, which follow one another in `bytes` in that order, check after
  * check. They are answered at once, in one `{ type: 'checked', ids, valid }` (`ids` the same view,
  * its buffer transferred back; `valid[i]` 1 or 0). Each resolution (request ids beside their DIDs;
@@ -22,7 +24,8 @@
  */
 import { DidResolutionError, type DidResolutionErrorReason } from '../identity/did-resolver.ts';
 import { commitKeyResolver, type GuardedKeyResolver } from './guarded-key-resolver.ts';
-import { verifySecp256k1Signature } from './signature.ts';
+import type { KeyObject } from 'node:crypto';
+import { KeyError, p256KeyObject, verifyP256Signature, verifySecp256k1Signature } from './signature.ts';
 import type { KeyAnswer } from './signing-keys.ts';
 
 declare const self: Worker;
@@ -37,7 +40,7 @@ export interface WorkMessage {
   readonly ids: Float64Array;
   /** per check: the length of its key, of its sig, of its unsigned commit */
   readonly sizes: Uint32Array;
-  /** per check, in order: key (uncompressed secp256k1 point), sig, unsigned commit */
+  /** per check, in order: key (uncompressed secp256k1 point or compressed P-256 point), sig, unsigned commit */
   readonly bytes: Uint8Array;
   readonly resolveIds: number[];
   readonly resolveDids: string[];
@@ -64,6 +67,9 @@ export interface ResolvedMessage {
 }
 
 const PREFETCH_CONCURRENCY = 64;
+/** A check's key of this length is a compressed P-256 point; a secp256k1 one is sent uncompressed (65). */
+export const P256_POINT_BYTES = 33;
+const P256_KEYS = 4_096;
 
 let resolver: GuardedKeyResolver | null = null;
 let resolved: { ids: number[]; answers: ResolveAnswer[] } | null = null;
@@ -105,10 +111,36 @@ function check({ ids, sizes, bytes }: WorkMessage): CheckedMessage {
     const keyEnd = at + sizes[3 * index]!;
     const sigEnd = keyEnd + sizes[3 * index + 1]!;
     const end = sigEnd + sizes[3 * index + 2]!;
-    valid[index] = verifySecp256k1Signature(bytes.subarray(sigEnd, end), bytes.subarray(keyEnd, sigEnd), bytes.subarray(at, keyEnd)) ? 1 : 0;
+    const key = bytes.subarray(at, keyEnd);
+    const unsigned = bytes.subarray(sigEnd, end);
+    const sig = bytes.subarray(keyEnd, sigEnd);
+    if (key.length !== P256_POINT_BYTES) valid[index] = verifySecp256k1Signature(unsigned, sig, key) ? 1 : 0;
+    else {
+      const keyObject = p256Key(key);
+      valid[index] = keyObject !== null && verifyP256Signature(unsigned, sig, keyObject) ? 1 : 0;
+    }
     at = end;
   }
   return { type: 'checked', ids, valid };
+}
+
+const p256Keys = new Map<string, KeyObject>();
+
+/** The KeyObject of a P-256 point, made once (the oldest dropped past P256_KEYS); null off the curve. */
+function p256Key(point: Uint8Array): KeyObject | null {
+  const name = Buffer.from(point).toString('latin1');
+  let keyObject = p256Keys.get(name);
+  if (keyObject === undefined) {
+    try {
+      keyObject = p256KeyObject(point);
+    } catch (error) {
+      if (error instanceof KeyError) return null;
+      throw error;
+    }
+    if (p256Keys.size >= P256_KEYS) p256Keys.delete(p256Keys.keys().next().value!);
+    p256Keys.set(name, keyObject);
+  }
+  return keyObject;
 }
 
 function wait(id: number, did: string): void {

@@ -4,10 +4,12 @@
  * Owns: each account's identity (DID, handle, signing key), its status and its repository.
  * Promises: everything is derived from (seed, index), so the same seed gives the same DIDs, handles
  * and keys; a DID is `did:plc:` + 24 base32 characters like a real PLC identifier; handles are
- * `<name>.sim.test` and unique; keys are real secp256k1 keys, computed on first use.
+ * `<name>.sim.test` and unique; keys are real secp256k1 or P-256 keys in the form the directory's
+ * key-form shares give the account (keys.ts), computed on first use.
  */
 import { toBase32 } from '@atcute/multibase';
-import { privateKeyFrom, publicKeyOf, sha256, toMultikey } from './k256.ts';
+import { sha256 } from './k256.ts';
+import { pickKeyForm, simKey, type KeyFormShares, type SimKey, type SimKeyForm } from './keys.ts';
 import { SimRepo } from './repo.ts';
 
 export type AccountStatus = 'active' | 'deactivated' | 'deleted';
@@ -37,32 +39,28 @@ export class Account {
   status: AccountStatus = 'active';
   /** number of handle changes so far (makes the next handle unique) */
   handleVersion = 0;
+  readonly keyForm: SimKeyForm;
   readonly #seed: string;
-  #privateKey: Uint8Array | null = null;
-  #publicKey: Uint8Array | null = null;
+  #key: SimKey | null = null;
   #repo: SimRepo | null = null;
 
-  constructor(seed: string, index: number) {
+  constructor(seed: string, index: number, keyForm: SimKeyForm = 'multikey') {
     this.#seed = seed;
     this.index = index;
+    this.keyForm = keyForm;
     this.did = didFor(seed, index);
     this.name = nameFor(seed, index);
     this.handle = `${this.name}.${HANDLE_DOMAIN}`;
     this.clockId = index % 1024;
   }
 
-  get privateKey(): Uint8Array {
-    this.#privateKey ??= privateKeyFrom(utf8(`aqueduct-sim/key/${this.#seed}/${this.index}`));
-    return this.#privateKey;
-  }
-
-  get publicKey(): Uint8Array {
-    this.#publicKey ??= publicKeyOf(this.privateKey);
-    return this.#publicKey;
+  get key(): SimKey {
+    this.#key ??= simKey(this.keyForm, utf8(`aqueduct-sim/key/${this.#seed}/${this.index}`));
+    return this.#key;
   }
 
   get multikey(): string {
-    return toMultikey(this.publicKey);
+    return this.key.multikey;
   }
 
   /** The repository, created on first use (an account has no repo until its first commit). */
@@ -86,13 +84,15 @@ export class AccountDirectory {
   readonly seed: string;
   readonly size: number;
   readonly registeredFrom: number;
+  readonly keyForms: KeyFormShares;
   #accounts: (Account | undefined)[];
   #byDid = new Map<string, number>();
   #byHandle = new Map<string, number>();
 
-  constructor(seed: string, size: number) {
+  constructor(seed: string, size: number, keyForms: KeyFormShares = {}) {
     this.seed = seed;
     this.size = size;
+    this.keyForms = keyForms;
     this.registeredFrom = Date.now() - size;
     this.#accounts = new Array<Account | undefined>(size);
     for (let i = 0; i < size; i++) {
@@ -104,7 +104,7 @@ export class AccountDirectory {
     let account = this.#accounts[index];
     if (account === undefined) {
       if (index < 0 || index >= this.size) throw new RangeError(`no account ${index}`);
-      account = new Account(this.seed, index);
+      account = new Account(this.seed, index, pickKeyForm(this.seed, index, this.keyForms));
       this.#accounts[index] = account;
       this.#byHandle.set(account.handle, index);
     }

@@ -3,8 +3,10 @@
  *
  *   bun run src/sim/cli.ts [--port 2470] [--seed 1] [--accounts 1000] [--commits 100000] [--rate 0]
  *     [--new-share 0.1] [--faults malformed=0.01,badSignature=0.01,...] [--identity-share 0]
- *     [--account-share 0] [--sync-share 0] [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
- *   bun run src/sim/cli.ts --directory-only [--port 2470] [--seed 1] [--accounts 1000] [--pds-url URL] [--export-from URL]
+ *     [--account-share 0] [--sync-share 0] [--key-forms p256=0.05,legacy-uncompressed=0.1,...]
+ *     [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
+ *   bun run src/sim/cli.ts --directory-only [--port 2470] [--seed 1] [--accounts 1000] [--key-forms ...]
+ *     [--pds-url URL] [--export-from URL]
  *
  * Owns: argument parsing and the process lifecycle; the only reader of process.env here (SIM_PORT).
  * Promises: prints where it listens; keeps the ground truth only with --expect, and writes it as JSON
@@ -15,30 +17,35 @@
  */
 import { parseArgs } from 'node:util';
 import { startDirectory, startSimulator, type SimulatorOptions } from './server.ts';
-import { FAULT_KINDS, type FaultKind, type FaultRates } from './workload.ts';
+import { FAULT_KINDS, type FaultRates } from './workload.ts';
+import { SIM_KEY_FORMS, type KeyFormShares } from './keys.ts';
 
 const USAGE = `usage: bun run src/sim/cli.ts [--port N] [--seed S] [--accounts N] [--commits N] [--rate N]
   [--new-share X] [--faults kind=rate,...] [--identity-share X] [--account-share X] [--sync-share X]
-  [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
-       bun run src/sim/cli.ts --directory-only [--port N] [--seed S] [--accounts N] [--pds-url URL] [--export-from URL]
-fault kinds: ${FAULT_KINDS.join(', ')}`;
+  [--key-forms form=share,...] [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
+       bun run src/sim/cli.ts --directory-only [--port N] [--seed S] [--accounts N] [--key-forms form=share,...]
+  [--pds-url URL] [--export-from URL]
+fault kinds: ${FAULT_KINDS.join(', ')}
+key forms (the rest are multikey): ${SIM_KEY_FORMS.join(', ')}`;
 
-const isFaultKind = (s: string): s is FaultKind => (FAULT_KINDS as readonly string[]).includes(s);
-
-export const parseFaults = (text: string): Partial<FaultRates> => {
-  const out: Partial<FaultRates> = {};
+/** `name=number,...` with names from `names` (`what` names them in the error). */
+const parseNamed = <Name extends string>(text: string, names: readonly Name[], what: string): Partial<Record<Name, number>> => {
+  const out: Partial<Record<Name, number>> = {};
   for (const part of text.split(',')) {
     if (part.trim() === '') continue;
-    const [name, value, extra] = part.split('=');
-    const kind = name?.trim() ?? '';
-    const rate = Number(value);
-    if (extra !== undefined || !isFaultKind(kind) || value === undefined || value.trim() === '' || !Number.isFinite(rate)) {
-      throw new RangeError(`bad fault "${part}" (expected kind=rate, kinds: ${FAULT_KINDS.join(', ')})`);
+    const [left, value, extra] = part.split('=');
+    const name = left?.trim() ?? '';
+    const number = Number(value);
+    if (extra !== undefined || !(names as readonly string[]).includes(name) || value === undefined || value.trim() === '' || !Number.isFinite(number)) {
+      throw new RangeError(`bad ${what} "${part}" (expected ${what}=share, ${what}s: ${names.join(', ')})`);
     }
-    out[kind] = rate;
+    out[name as Name] = number;
   }
   return out;
 };
+
+export const parseFaults = (text: string): Partial<FaultRates> => parseNamed(text, FAULT_KINDS, 'fault');
+export const parseKeyForms = (text: string): KeyFormShares => parseNamed(text, SIM_KEY_FORMS, 'key form');
 
 const num = (name: string, text: string | undefined): number | undefined => {
   if (text === undefined) return undefined;
@@ -67,6 +74,7 @@ export const parseCli = (
       'identity-share': { type: 'string' },
       'account-share': { type: 'string' },
       'sync-share': { type: 'string' },
+      'key-forms': { type: 'string' },
       retain: { type: 'string' },
       pregenerate: { type: 'boolean' },
       expect: { type: 'string' },
@@ -89,6 +97,7 @@ export const parseCli = (
     identityShare: num('identity-share', values['identity-share']),
     accountShare: num('account-share', values['account-share']),
     syncShare: num('sync-share', values['sync-share']),
+    keyForms: values['key-forms'] === undefined ? {} : parseKeyForms(values['key-forms']),
     retain: num('retain', values.retain),
     pregenerate: values.pregenerate === true,
     groundTruth: values.expect !== undefined,

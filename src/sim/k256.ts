@@ -3,10 +3,9 @@
  *
  * Owns: the one place the untyped native module is loaded and narrowed.
  * Promises: signatures are compact 64-byte r||s in low-S form over sha256 of the message, which is
- * what atproto commits require; public keys are 33-byte compressed points; multikeys are the
- * `z...` base58btc form used in DID documents (multicodec 0xe7 0x01 prefix).
+ * what atproto commits require; public keys are 33-byte compressed points, or 65-byte uncompressed
+ * ones where asked (keys.ts writes them in every form DID documents use).
  */
-import { toBase58Btc } from '@atcute/multibase';
 
 interface NativeSecp256k1 {
   privateKeyVerify(privateKey: Uint8Array): boolean;
@@ -28,8 +27,6 @@ const loaded: unknown = require('secp256k1');
 if (!isNative(loaded)) throw new Error('secp256k1: native module has an unexpected shape');
 const native: NativeSecp256k1 = loaded;
 
-const MULTIKEY_PREFIX = Uint8Array.of(0xe7, 0x01);
-
 /** One-shot sha256 into a fresh 32-byte array (Bun's hasher: no Buffer, no pooled slab). */
 export const sha256 = (data: Uint8Array): Uint8Array<ArrayBuffer> => {
   const out = new Uint8Array(32);
@@ -47,6 +44,9 @@ export const privateKeyFrom = (material: Uint8Array): Uint8Array<ArrayBuffer> =>
 export const publicKeyOf = (privateKey: Uint8Array): Uint8Array<ArrayBuffer> =>
   new Uint8Array(native.publicKeyCreate(privateKey, true));
 
+export const uncompressedPublicKeyOf = (privateKey: Uint8Array): Uint8Array<ArrayBuffer> =>
+  new Uint8Array(native.publicKeyCreate(privateKey, false));
+
 /** Signs sha256(message); returns compact low-S r||s. */
 export const sign = (message: Uint8Array, privateKey: Uint8Array): Uint8Array<ArrayBuffer> => {
   const { signature } = native.ecdsaSign(sha256(message), privateKey);
@@ -62,11 +62,4 @@ export const verify = (signature: Uint8Array, message: Uint8Array, publicKey: Ui
   } catch {
     return false;
   }
-};
-
-export const toMultikey = (publicKey: Uint8Array): string => {
-  const bytes = new Uint8Array(MULTIKEY_PREFIX.length + publicKey.length);
-  bytes.set(MULTIKEY_PREFIX, 0);
-  bytes.set(publicKey, MULTIKEY_PREFIX.length);
-  return `z${toBase58Btc(bytes)}`;
 };

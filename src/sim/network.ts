@@ -22,7 +22,7 @@ import {
   type CommitOpBody,
 } from './frames.ts';
 import { GroundTruthBuilder, type GroundTruth, type TruthOp } from './ground-truth.ts';
-import { privateKeyFrom } from './k256.ts';
+import { simKey, type KeyFormShares, type SimKey } from './keys.ts';
 import type { RepoOp } from './repo.ts';
 import { Rng } from './rng.ts';
 import { FAULT_KINDS, Workload, type CommitFault, type FaultKind, type FaultRates, type Planned } from './workload.ts';
@@ -41,6 +41,8 @@ export interface NetworkOptions {
   readonly epochMs: number;
   /** keep the ground truth */
   readonly groundTruth: boolean;
+  /** share of accounts per signing-key form */
+  readonly keyForms: KeyFormShares;
 }
 
 export interface NetworkStats {
@@ -66,20 +68,20 @@ export class Network {
   readonly #clock: SimClock;
   readonly #workload: Workload;
   readonly #truth: GroundTruthBuilder | null;
-  readonly #attackerKey: Uint8Array;
+  readonly #attackerKey: SimKey;
   readonly #faultRng: Rng;
   #seq = 0;
   #lastSeqFrame: Uint8Array | null = null;
 
   constructor(options: NetworkOptions) {
     this.options = options;
-    this.directory = new AccountDirectory(options.seed, options.accounts);
+    this.directory = new AccountDirectory(options.seed, options.accounts, options.keyForms);
     this.log = new EventLog(options.retain);
     this.#truth = options.groundTruth ? new GroundTruthBuilder() : null;
     this.#clock = new SimClock(options.epochMs);
     this.#workload = new Workload(Rng.derive(options.seed, 'workload'), this.directory, this.#clock, options);
     this.#faultRng = Rng.derive(options.seed, 'faults');
-    this.#attackerKey = privateKeyFrom(new TextEncoder().encode(`aqueduct-sim/attacker/${options.seed}`));
+    this.#attackerKey = simKey('multikey', new TextEncoder().encode(`aqueduct-sim/attacker/${options.seed}`));
     this.stats = {
       commits: 0,
       acceptedCommits: 0,
@@ -180,7 +182,7 @@ export class Network {
   #commit(account: Account, ops: readonly RepoOp[], fault: CommitFault | null, firstCommit: boolean): void {
     const forged = fault === 'badSignature' || fault === 'badCar';
     const rev = this.#clock.tid(account.clockId);
-    const written = account.repo.write(ops, rev, fault === 'badSignature' ? this.#attackerKey : account.privateKey, !forged);
+    const written = account.repo.write(ops, rev, fault === 'badSignature' ? this.#attackerKey : account.key, !forged);
     let blocks = written.car;
     if (fault === 'badCar') {
       // keep the CAR header, then garble the block section

@@ -11,7 +11,7 @@
  */
 import { cborBlock, encodeCar, link, type Block } from './block.ts';
 import { encode } from './cbor.ts';
-import { sign } from './k256.ts';
+import type { SimKey } from './keys.ts';
 import { EMPTY_NODE, collectPath, freshNodes, mstDelete, mstNodes, mstPut, type MstNode } from './mst.ts';
 
 export type OpAction = 'create' | 'update' | 'delete';
@@ -81,8 +81,8 @@ export class SimRepo {
     return this.#records.get(`${collection}/${rkey}`);
   }
 
-  /** Applies `ops` in order, signs with `privateKey`, and returns the commit and its CAR slice. */
-  write(ops: readonly RepoOp[], rev: string, privateKey: Uint8Array, persist: boolean): WrittenCommit {
+  /** Applies `ops` in order, signs with `key`, and returns the commit and its CAR slice. */
+  write(ops: readonly RepoOp[], rev: string, key: Pick<SimKey, 'sign'>, persist: boolean): WrittenCommit {
     const birth = ++this.#writes;
     const oldRoot = this.#root;
     const pending = new Map<string, Block | null>();
@@ -111,7 +111,7 @@ export class SimRepo {
 
     const data = root.cid;
     const unsigned = { did: this.did, version: 3, data: link(data), rev, prev: null };
-    const sig = sign(encode(unsigned), privateKey);
+    const sig = key.sign(encode(unsigned));
     const commit = cborBlock({ ...unsigned, sig });
     const blocks: Block[] = [commit];
     for (const node of nodes) blocks.push(nodeBlock(node));

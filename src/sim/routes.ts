@@ -46,16 +46,14 @@ export const didDocument = (account: Account, pdsUrl: string): Record<string, un
   '@context': ['https://www.w3.org/ns/did/v1', 'https://w3id.org/security/multikey/v1', 'https://w3id.org/security/suites/secp256k1-2019/v1'],
   id: account.did,
   alsoKnownAs: [`at://${account.handle}`],
-  verificationMethod: [
-    { id: `${account.did}#atproto`, type: 'Multikey', controller: account.did, publicKeyMultibase: account.multikey },
-  ],
+  verificationMethod: [{ id: `${account.did}#atproto`, ...account.key.method, controller: account.did }],
   service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }],
 });
 
 /** Account `index`'s line in the directory's export, created at `createdAtMs` (default: its registration). */
 export const exportLine = (directory: AccountDirectory, index: number, pdsUrl: string, createdAtMs = directory.registeredFrom + index): string => {
   const account = directory.at(index);
-  const didKey = `did:key:${account.multikey}`;
+  const didKey = account.key.didKey;
   const operation =
     account.status === 'deleted'
       ? { type: 'plc_tombstone', prev: null, sig: 'sim' }

@@ -36,6 +36,7 @@ import { Network, type NetworkStats } from './network.ts';
 import { didDocument, exportLine, exportQuery, exportRange, exportResponse, handleHttp, XrpcError, xrpcErrorResponse } from './routes.ts';
 import { Rng } from './rng.ts';
 import { FAULT_KINDS, type FaultRates } from './workload.ts';
+import { SIM_KEY_FORMS, type KeyFormShares } from './keys.ts';
 
 export interface SimulatorOptions {
   /** 0 = any free port (default 0; the CLI defaults to SIM_PORT or 2470) */
@@ -72,10 +73,12 @@ export interface SimulatorOptions {
   exportFrom?: string;
   /** keep the ground truth (default true); without it `groundTruth()` throws */
   groundTruth?: boolean;
+  /** share of accounts per signing-key form (keys.ts; default: all `multikey`) */
+  keyForms?: KeyFormShares;
 }
 
-/** What `startDirectory` reads: the accounts, the PLC fault knobs and where the PDS is. */
-export type DirectoryOptions = Pick<SimulatorOptions, 'port' | 'hostname' | 'seed' | 'accounts' | 'plc' | 'pdsUrl' | 'exportFrom'>;
+/** What `startDirectory` reads: the accounts and their key forms, the PLC fault knobs and where the PDS is. */
+export type DirectoryOptions = Pick<SimulatorOptions, 'port' | 'hostname' | 'seed' | 'accounts' | 'keyForms' | 'plc' | 'pdsUrl' | 'exportFrom'>;
 
 export interface SimDirectory {
   /** http base URL (PLC directory and identity queries) */
@@ -138,6 +141,18 @@ const count = (name: string, value: number | undefined, fallback: number, min = 
   return v;
 };
 
+const keyFormShares = (options: Pick<SimulatorOptions, 'keyForms'>): KeyFormShares => {
+  const shares: KeyFormShares = {};
+  let total = 0;
+  for (const form of SIM_KEY_FORMS) {
+    if (options.keyForms?.[form] === undefined) continue;
+    shares[form] = share(`keyForms.${form}`, options.keyForms[form], 0);
+    if (form !== 'multikey') total += shares[form];
+  }
+  if (total > 1) throw new RangeError('the key-form shares must not exceed 1');
+  return shares;
+};
+
 const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator> => {
@@ -162,6 +177,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     retain: count('retain', options.retain, Number.MAX_SAFE_INTEGER, 1),
     epochMs: count('epochMs', options.epochMs, DEFAULT_EPOCH_MS),
     groundTruth: options.groundTruth ?? true,
+    keyForms: keyFormShares(options),
   });
   const log = network.log;
   const http = httpHandler(network.directory, seed, options);
@@ -467,7 +483,7 @@ const forward = async (url: string): Promise<Response> => {
 
 export const startDirectory = async (options: DirectoryOptions = {}): Promise<SimDirectory> => {
   const seed = String(options.seed ?? 1);
-  const directory = new AccountDirectory(seed, count('accounts', options.accounts, 1000, 1));
+  const directory = new AccountDirectory(seed, count('accounts', options.accounts, 1000, 1), keyFormShares(options));
   const http = httpHandler(directory, seed, options);
   // Its accounts never change (it generates no events), so every DID document is made once, before
   // this resolves, and kept by path: deriving an account's key and encoding its document cost ~85 us

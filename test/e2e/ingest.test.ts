@@ -60,6 +60,23 @@ describe('ingestion from the simulator', () => {
     expect(cursor?.seq).toBe(truth.lastSeq);
   }, 120_000);
 
+  test('accounts in every key form, P-256 included, verify; bad signatures in each are rejected', async () => {
+    const keyForms = { 'legacy-uncompressed': 0.2, 'legacy-compressed': 0.15, p256: 0.15, 'p256-legacy': 0.15 };
+    const sim = await simulate({ seed: 13, accounts: 60, commits: 3000, keyForms, faults: { badSignature: 0.03 } });
+    const forms = new Set(Array.from({ length: 60 }, (_, index) => sim.network.directory.at(index).keyForm));
+    expect([...forms].sort()).toEqual(['legacy-compressed', 'legacy-uncompressed', 'multikey', 'p256', 'p256-legacy']);
+    const { db } = await database('keyforms');
+    const ingester = await ingest(sim, db);
+    const truth = sim.groundTruth();
+    await until(() => ingester.pipeline.committedSeq === truth.lastSeq, { timeoutMs: 90_000 });
+
+    expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
+    expect(sim.stats.faults.badSignature).toBeGreaterThan(0);
+    expect(Object.fromEntries(ingester.stats.rejectedByReason)).toEqual({ 'bad-signature': sim.stats.faults.badSignature });
+    expect(ingester.stats.unverifiedCommits).toBe(0);
+    expect(Object.fromEntries(ingester.unusableSigningKeys)).toEqual({});
+  }, 120_000);
+
   test('every fault is counted and survived, and the index still equals the ground truth', async () => {
     const sim = await simulate({
       seed: 11,

@@ -27,6 +27,7 @@ export const simulatorFrames = (options: SimulatorFramesOptions): Uint8Array[] =
     retain: Number.MAX_SAFE_INTEGER,
     epochMs: Date.UTC(2025, 0, 1),
     groundTruth: false,
+    keyForms: {},
   });
   for (let i = 0; i < options.commits; i++) network.step();
   const frames: Uint8Array[] = [];

@@ -80,6 +80,28 @@ describe('WorkerVerifier', () => {
     }
   });
 
+  test('a busy firehose sends P-256 checks to the worker too, bad signatures included', async () => {
+    const verifier = await WorkerVerifier.start(`http://127.0.0.1:${plc.port}`, createLogger('error'));
+    try {
+      // the first 999 commits of a second are light (checked here); every one after goes to the worker
+      const outcomes: Promise<string>[] = [];
+      const expected: string[] = [];
+      for (let n = 0; n < 1100; n++) {
+        outcomes.push(verifier.verify(did(1), unsigned(n), signers.get(did(1))!.sign(unsigned(n))));
+        expected.push('ok');
+      }
+      for (let n = 0; n < 200; n++) {
+        const signer = n % 10 === 0 ? p256Signer() : signers.get(did(10))!;
+        outcomes.push(verifier.verify(did(10), unsigned(n), signer.sign(unsigned(n))));
+        expected.push(n % 10 === 0 ? 'bad-signature' : 'ok');
+      }
+      expect(await Promise.all(outcomes)).toEqual(expected);
+      expect(verifier.checksOnWorker).toBe(1100 + 200 - 999);
+    } finally {
+      await verifier.close();
+    }
+  });
+
   test("following the export, new repos' keys come from its pages: no document is fetched for them", async () => {
     exported.push(exportLine(20), exportLine(21));
     const verifier = await WorkerVerifier.start(`http://127.0.0.1:${plc.port}`, createLogger('error'), { followExport: true });

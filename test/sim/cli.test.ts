@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { parseCli, parseFaults } from '../../src/sim/cli.ts';
+import { parseCli, parseFaults, parseKeyForms } from '../../src/sim/cli.ts';
 
 describe('cli arguments', () => {
   test('defaults, with SIM_PORT', () => {
@@ -44,6 +44,11 @@ describe('cli arguments', () => {
   test('accepts an empty fault list and stray commas', () => {
     expect(parseFaults('')).toEqual({});
     expect(parseFaults('duplicate=0.5,,replay=0')).toEqual({ duplicate: 0.5, replay: 0 });
+  });
+
+  test('--key-forms: shares per form, unknown forms refused', () => {
+    expect(parseCli(['--key-forms', 'p256=0.1,legacy-uncompressed=0.2'], {}).options.keyForms).toEqual({ p256: 0.1, 'legacy-uncompressed': 0.2 });
+    expect(() => parseKeyForms('ed25519=0.1')).toThrow(/key forms: multikey, legacy-uncompressed/);
   });
 
   test.each([[['--port', 'abc']], [['--commits', '']], [['--unknown']], [['positional']]])('rejects %j', (argv) => {

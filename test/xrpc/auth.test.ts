@@ -14,7 +14,6 @@ import {
   AppBskyGraphGetBlocks,
 } from '@atcute/bluesky';
 import type { Server } from 'bun';
-import { sign } from '../../src/sim/k256.ts';
 import { APPVIEW_DID, expectValid, firstRow, get, indexedNetwork, query, xrpcApp, type IndexedNetwork } from './fixture.ts';
 
 type Body = Record<string, any>;
@@ -56,10 +55,10 @@ afterAll(async () => {
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 function token(did: string, claims: Record<string, unknown> = {}, signer = did): string {
-  const header = b64({ alg: 'ES256K', typ: 'JWT' });
+  const key = net.sim.network.directory.byDid(signer)!.key;
+  const header = b64({ alg: key.jwtAlg, typ: 'JWT' });
   const payload = b64({ iss: did, aud: APPVIEW_DID, exp: Math.floor(Date.now() / 1000) + 60, iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID(), ...claims });
-  const key = net.sim.network.directory.byDid(signer)!.privateKey;
-  const signature = Buffer.from(sign(new TextEncoder().encode(`${header}.${payload}`), key)).toString('base64url');
+  const signature = Buffer.from(key.sign(new TextEncoder().encode(`${header}.${payload}`))).toString('base64url');
   return `Bearer ${header}.${payload}.${signature}`;
 }
 
