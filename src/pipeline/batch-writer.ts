@@ -135,7 +135,7 @@ async function writeAccountStatus(sql: TransactionSql, batch: Batch, idOf: (did:
   if (batch.accountStatus.size === 0) return;
   const entries = [...batch.accountStatus].map(([did, status]) => [idOf(did), status] as const).sort(([a], [b]) => a - b);
   await sql`
-    update actors set status = v.status
+    update actors set status = v.status, handle = case when v.status = 'deleted' then null else actors.handle end
     from unnest(${intArray(entries.map(([id]) => id))}::int4[], ${textArray(entries.map(([, status]) => status))}::text[]) as v(id, status)
     where actors.id = v.id and actors.status is distinct from v.status`;
 }

@@ -63,13 +63,17 @@ describe('the interop did:key fixtures: the key of each private key', () => {
 });
 
 describe('the reference software\'s own output', () => {
-  // @atproto/dev-env's PLC server (0.6.7) serves the older form: the 65-byte uncompressed point,
-  // base58btc, no multicodec (the conformance suite reads such documents from the real server).
-  const K256_DID_KEY = 'did:key:zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc';
-  test('an EcdsaSecp256k1VerificationKey2019 key with an uncompressed point', () => {
-    const point = parseDidKey(K256_DID_KEY) as { uncompressed: Uint8Array };
-    const key = readVerificationMethodKey('EcdsaSecp256k1VerificationKey2019', z(point.uncompressed));
-    expect(key.didKey).toBe(K256_DID_KEY);
+  // A DID document as @atproto/dev-env 0.6.7's PLC server served it (GET {plc}/{did}), byte for
+  // byte: the older form, the 65-byte uncompressed point in base58btc with no multicodec. Its
+  // /data endpoint gave the same key as the did:key below.
+  const DOCUMENT = JSON.parse(
+    '{"@context":["https://www.w3.org/ns/did/v1","https://w3id.org/security/suites/secp256k1-2019/v1"],"id":"did:plc:vva2q4bjgve2etcz3brq3fcy","alsoKnownAs":["at://smoke14806.test"],"verificationMethod":[{"id":"#atproto","type":"EcdsaSecp256k1VerificationKey2019","controller":"did:plc:vva2q4bjgve2etcz3brq3fcy","publicKeyMultibase":"zNV26nvywCJj8axq9bsEpfwWnbG6SRqen4nx397eaqB4bheYJQaNYqqxVpU1UNS4pBSXwM4Lgs5zLrAaaHqyc8ZzB"}],"service":[{"id":"#atproto_pds","type":"AtprotoPersonalDataServer","serviceEndpoint":"http://localhost:46541"}]}',
+  ) as { verificationMethod: { type: string; publicKeyMultibase: string }[] };
+  test('its EcdsaSecp256k1VerificationKey2019 key with an uncompressed point', () => {
+    const [method] = DOCUMENT.verificationMethod;
+    const key = readVerificationMethodKey(method!.type, method!.publicKeyMultibase);
+    expect(key.didKey).toBe('did:key:zQ3shQozkUpsjrMrtDzKL2ww8agdpPNML7gHqtKSpvR6r5jtJ');
+    expect(parseDidKey(key.didKey).type).toBe('secp256k1');
   });
 });
 

@@ -122,7 +122,11 @@ describe('writeBatch', () => {
     const [status] = await database.db.run((sql) => sql`select status from actors where did = ${CAROL}`);
     expect(status?.status).toBe('deactivated');
 
+    await database.db.run((sql) => sql`update actors set handle = 'bob.test' where did = ${BOB}`);
     await write({ kind: 'account', seq: ++seq, time: NOW, did: BOB, status: 'deleted' });
+    // a deleted account's handle is free for another account: it no longer names this one
+    const [bob] = await database.db.run((sql) => sql`select status, handle from actors where did = ${BOB}`);
+    expect(bob).toEqual({ status: 'deleted', handle: null });
     const state = await counts();
     expect(state.posts.find((row) => row.rkey === '3kaaaaaaaaa22')?.likeCount).toBe(0);
     expect(state.actors.find((row) => row.did === ALICE)?.followersCount).toBe(0);
