@@ -125,8 +125,9 @@ export class Hydrator {
       for (const post of rows) {
         posts.set(keyOf(post.authorId, post.rkey), post);
         actorIds.add(post.authorId);
-        // its postgate (embeddingDisabled, detached quotes)
+        // its postgate (embeddingDisabled, detached quotes), and a thread root's threadgate
         addDocument({ table: 'postgates', actorId: post.authorId, rkey: post.rkey });
+        if (post.replyRootActorId === null) addDocument({ table: 'threadgates', actorId: post.authorId, rkey: post.rkey });
         const last = round === MAX_POST_ROUNDS - 1;
         const ref = embedRefOf(post);
         if (ref) {

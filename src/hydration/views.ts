@@ -108,6 +108,9 @@ export class Views {
     if (fields.displayName !== null) out.displayName = fields.displayName;
     const avatar = fields.avatarCid ? this.#image('avatar', actor, fields.avatarCid) : null;
     if (avatar) out.avatar = avatar;
+    // who may subscribe to the account's activity: the app.bsky.notification.declaration record,
+    // which is not indexed; without one the reference AppView answers 'followers', the default
+    out.associated = { activitySubscription: { allowSubscriptions: 'followers' } };
     const viewer = this.actorViewer(actorId);
     if (viewer) out.viewer = viewer;
     out.labels = this.#selfLabels(actor.profile, actor.did, actor.profileCid, `at://${actor.did}/app.bsky.actor.profile/self`, actor.profileCreatedAt);
@@ -139,6 +142,7 @@ export class Views {
     const associated = this.#state.associated.get(actorId);
     if (associated) {
       out.associated = {
+        ...(out.associated as Json),
         lists: associated.lists,
         feedgens: associated.feedgens,
         starterPacks: associated.starterPacks,
@@ -169,7 +173,11 @@ export class Views {
     out.repostCount = post.repostCount;
     out.likeCount = post.likeCount;
     out.quoteCount = post.quoteCount;
+    // bookmarks are private to the AppView that keeps them; Aqueduct keeps none
+    out.bookmarkCount = 0;
     out.indexedAt = post.indexedAt;
+    const gate = post.replyRootActorId === null ? this.threadgate({ actorId: post.authorId, rkey: post.rkey }) : undefined;
+    if (gate) out.threadgate = gate;
     const viewer = this.#postViewer(post);
     if (viewer) out.viewer = viewer;
     out.labels = this.#postLabels(post, uri);
@@ -211,7 +219,7 @@ export class Views {
   }
 
   /** feedViewPost: the post, its reply context, and why it is in the feed. */
-  feedViewPost(key: RecordKey, reason?: { repostBy: number; repostRkey: string; repostCid?: string; indexedAt: string } | 'pin'): Json | undefined {
+  feedViewPost(key: RecordKey, reason?: { repostBy: number; repostRkey: string; repostCid?: string | null; indexedAt: string } | 'pin'): Json | undefined {
     const post = this.#state.posts.get(keyOf(key.actorId, key.rkey));
     const view = this.post(key);
     if (!post || !view) return undefined;
@@ -323,8 +331,11 @@ export class Views {
       quoteCount: quoted.quoteCount,
       indexedAt: quoted.indexedAt,
     };
-    const inner = depth + 1 < MAX_EMBED_DEPTH ? this.embed(quoted, depth + 1) : undefined;
-    if (inner) out.embeds = [inner];
+    // as the reference: the quoted post's own embed below it, [] when it has none; nothing at the depth limit
+    if (depth + 1 < MAX_EMBED_DEPTH) {
+      const inner = this.embed(quoted, depth + 1);
+      out.embeds = inner ? [inner] : [];
+    }
     return out;
   }
 
@@ -460,6 +471,29 @@ export class Views {
     out.threadMuted = false;
     out.embeddingDisabled = this.#embeddingDisabled(post);
     return out;
+  }
+
+  /** The threadgate view of a thread's root post, when it has one (its `lists`: the lists its rules name that are loaded). */
+  threadgate(root: RecordKey): Json | undefined {
+    const gate = this.#state.documents.get(docKey('threadgates', root.actorId, root.rkey));
+    const uri = this.uri(root.actorId, 'app.bsky.feed.threadgate', root.rkey);
+    if (!gate || !uri) return undefined;
+    const lists: Json[] = [];
+    for (const rule of Array.isArray(gate.record.allow) ? gate.record.allow : []) {
+      if (!isObject(rule) || rule.$type !== 'app.bsky.feed.threadgate#listRule' || typeof rule.list !== 'string') continue;
+      const list = this.#listByUri(rule.list);
+      if (list) lists.push(list);
+    }
+    return { uri, cid: gate.cid, record: gate.record, lists };
+  }
+
+  #listByUri(uri: string): Json | undefined {
+    for (const document of this.#state.documents.values()) {
+      if (document.table === 'lists' && this.uri(document.authorId, 'app.bsky.graph.list', document.rkey) === uri) {
+        return this.listViewBasic({ actorId: document.authorId, rkey: document.rkey });
+      }
+    }
+    return undefined;
   }
 
   #embeddingDisabled(post: PostRow): boolean {

@@ -118,11 +118,11 @@ const insertLikes: Inserter = (sql, _table, keyed, ids, conflicts) => {
 const insertReposts: Inserter = (sql, _table, keyed, ids, conflicts) => {
   const rows = keyed as ReadonlyArray<KeyedRow<SubjectRecordRow>>;
   return sql`
-    insert into reposts as t (author_id, rkey, subject_actor_id, subject_rkey, created_at)
+    insert into reposts as t (author_id, rkey, subject_actor_id, subject_rkey, created_at, cid)
     select * from unnest(
       ${intArray(rows.map((k) => k.authorId))}::int4[], ${textArray(rows.map((k) => k.rkey))}::text[],
       ${intArray(rows.map((k) => actorId(ids, k.row.subject.did)))}::int4[], ${textArray(rows.map((k) => k.row.subject.rkey))}::text[],
-      ${textArray(rows.map((k) => k.row.createdAt))}::timestamptz[])
+      ${textArray(rows.map((k) => k.row.createdAt))}::timestamptz[], ${textArray(rows.map((k) => k.cid))}::text[])
     ${conflicts}`;
 };
 

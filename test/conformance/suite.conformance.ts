@@ -17,6 +17,7 @@ import { createTestDatabase } from '../support/database.ts';
 import { startAqueductProcess, type RunningAqueduct } from '../support/process.ts';
 import { aqueductState, fetchRepo, pdsState, type IndexState, type PdsAccount, type RepoRecords } from './index-state.ts';
 import { startReferenceNetwork, type ReferenceNetwork } from './reference/reference-network.ts';
+import { compareCall, IGNORED, type Comparison, type Difference } from './differential.ts';
 import { Workload } from './workload.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -28,7 +29,8 @@ let ref: ReferenceNetwork;
 let workload: Workload;
 let db: Database;
 let aqueductEnv: Record<string, string>;
-
+/** the Aqueduct that ran last, still running */
+let aqueductUrl = '';
 const report: string[] = [];
 
 beforeAll(async () => {
@@ -97,6 +99,7 @@ describe('Aqueduct following the reference PDS', () => {
     await first.process.exited;
 
     const second = await startAqueduct();
+    aqueductUrl = second.url;
     await workload.after();
     truth = await pdsTruth();
     expect(await convergedState(truth.state, truth.dids)).toEqual(truth.state);
@@ -125,7 +128,103 @@ describe('Aqueduct following the reference PDS', () => {
     }
     report.push(`${workload.accounts.size - workload.deleted.size} DID documents' keys read as their did:key`);
   });
+
+  test('every read method both serve answers the same, field by field, errors included', async () => {
+    await ref.processAll();
+    const services = { reference: ref.bsky, aqueduct: aqueductUrl };
+    const out: Comparison = { fields: 0, differences: [], answers: [] };
+    const accounts = [...workload.accounts.values()];
+    const posts = [...workload.posts.values()].map((post) => post.uri);
+    const lists = [...workload.lists.values()].map((list) => list.uri);
+    const starterPacks = [...workload.records.keys()].filter((uri) => uri.includes('/app.bsky.graph.starterpack/'));
+    const calls: [string, Record<string, string | string[]>][] = [];
+    for (const account of accounts) {
+      for (const actor of [account.did, account.handle]) calls.push(['app.bsky.actor.getProfile', { actor }]);
+      for (const filter of ['posts_with_replies', 'posts_no_replies', 'posts_with_media', 'posts_and_author_threads']) {
+        calls.push(['app.bsky.feed.getAuthorFeed', { actor: account.did, filter }]);
+      }
+      calls.push(['app.bsky.graph.getFollowers', { actor: account.did }]);
+      calls.push(['app.bsky.graph.getFollows', { actor: account.did }]);
+      calls.push(['app.bsky.graph.getLists', { actor: account.did }]);
+      calls.push(['com.atproto.identity.resolveHandle', { handle: account.handle }]);
+    }
+    calls.push(['app.bsky.actor.getProfiles', { actors: accounts.map((account) => account.did) }]);
+    calls.push(['app.bsky.actor.getProfile', { actor: 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa' }]);
+    calls.push(['app.bsky.actor.getProfile', { actor: 'nobody-here.test' }]);
+    calls.push(['app.bsky.feed.getPosts', { uris: posts }]);
+    for (const uri of posts) {
+      calls.push(['app.bsky.feed.getPostThread', { uri }]);
+      calls.push(['app.bsky.feed.getLikes', { uri }]);
+      calls.push(['app.bsky.feed.getRepostedBy', { uri }]);
+      calls.push(['app.bsky.feed.getQuotes', { uri }]);
+    }
+    for (const list of lists) calls.push(['app.bsky.graph.getList', { list }]);
+    for (const starterPack of starterPacks) calls.push(['app.bsky.graph.getStarterPack', { starterPack }]);
+    calls.push(['app.bsky.graph.getRelationships', { actor: accounts[0]!.did, others: accounts.slice(1).map((account) => account.did) }]);
+    for (const [nsid, query] of calls) await compareCall(services, nsid, { query }, out);
+
+    // CONFORMANCE_DUMP=FILE keeps both answers of every call that differed
+    if (process.env.CONFORMANCE_DUMP) await Bun.write(process.env.CONFORMANCE_DUMP, JSON.stringify(out.answers, null, 2));
+    report.push(`differential: ${calls.length} calls, ${out.fields} fields compared, ${out.differences.length} differences`);
+    report.push(`  fields compared by meaning, not value: ${Object.entries(IGNORED).map(([field, why]) => `${field} (${why})`).join('; ')}`);
+    // grouped by method and field (array indexes folded), with one example each
+    const groups = new Map<string, { count: number; example: (typeof out.differences)[number] }>();
+    for (const difference of out.differences) {
+      const key = `${difference.call.split(' ')[0]} ${difference.path.replace(/\[\d+\]/g, '[]')}`;
+      const group = groups.get(key);
+      if (group) group.count++;
+      else groups.set(key, { count: 1, example: difference });
+    }
+    for (const [key, { count, example }] of groups) {
+      report.push(`  ${count} x ${key}: e.g. reference ${JSON.stringify(example.reference)} / aqueduct ${JSON.stringify(example.aqueduct)} (${example.call.slice(0, 160)})`);
+    }
+    // the reference's own behaviour where it disagrees with the PDS (see knownDifference)
+    const known = new Map<string, number>();
+    const unexplained = out.differences.filter((difference) => {
+      const reason = knownDifference(difference);
+      if (reason) known.set(reason, (known.get(reason) ?? 0) + 1);
+      return reason === null;
+    });
+    for (const [reason, count] of known) report.push(`  known difference, ${count} fields: ${reason}`);
+    expect(unexplained).toEqual([]);
+  });
 });
+
+const COUNTS: Readonly<Record<string, { collection: string; subjectOf: (value: Record<string, unknown>) => string | null }>> = {
+  followersCount: { collection: 'app.bsky.graph.follow', subjectOf: (value) => (typeof value.subject === 'string' ? value.subject : null) },
+  likeCount: { collection: 'app.bsky.feed.like', subjectOf: (value) => refUri(value.subject) },
+  repostCount: { collection: 'app.bsky.feed.repost', subjectOf: (value) => refUri(value.subject) },
+  replyCount: { collection: 'app.bsky.feed.post', subjectOf: (value) => refUri((value.reply as { parent?: unknown } | undefined)?.parent) },
+};
+const refUri = (ref: unknown): string | null =>
+  typeof ref === 'object' && ref !== null && typeof (ref as { uri?: unknown }).uri === 'string' ? (ref as { uri: string }).uri : null;
+
+/**
+ * Why a difference is the reference AppView's own, or null. Each rule is exact: it explains a
+ * difference only when the values differ by precisely what the reason says.
+ *   - It keeps counting the records of a deleted account: its deleteActor removes their rows but
+ *     not what they added to the counts (Aqueduct's equal the PDS's, checked above).
+ *   - Editing a post drops the quotes of its earlier version from its getQuotes (its post
+ *     indexer's delete step removes `quote` rows by subject), while its quoteCount keeps them.
+ */
+function knownDifference(difference: Difference): string | null {
+  const field = difference.path.slice(difference.path.lastIndexOf('.') + 1);
+  const count = COUNTS[field];
+  if (count && typeof difference.reference === 'number' && typeof difference.aqueduct === 'number') {
+    const subject = (difference.holder?.uri ?? difference.holder?.did) as string | undefined;
+    let fromDeleted = 0;
+    for (const repo of workload.deletedRepos.values()) {
+      for (const [uri, { value }] of repo) if (uri.split('/')[3] === count.collection && count.subjectOf(value) === subject) fromDeleted++;
+    }
+    if (fromDeleted > 0 && difference.reference - difference.aqueduct === fromDeleted) return `${field} still counts a deleted account's records in the reference`;
+  }
+  const quoted = /^app\.bsky\.feed\.getQuotes (.*)$/.exec(difference.call)?.[1];
+  if (quoted && difference.path === 'body.posts.length' && difference.reference === 0) {
+    const { uri } = JSON.parse(quoted) as { uri: string };
+    if (workload.editedAfterQuote.has(uri)) return "the reference's getQuotes drops the quotes of a post's earlier version after an edit";
+  }
+  return null;
+}
 
 afterAll(() => {
   console.log(`\nconformance report\n${report.map((line) => `  ${line}`).join('\n')}\n`);

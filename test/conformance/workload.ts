@@ -44,6 +44,10 @@ export class Workload {
   readonly records = new Map<string, StrongRef>();
   /** accounts deleted from the PDS (their records are gone) */
   readonly deleted = new Set<string>();
+  /** the repos of deleted accounts as they were just before */
+  readonly deletedRepos = new Map<string, RepoRecords>();
+  /** posts edited after another post quoted them */
+  readonly editedAfterQuote = new Set<string>();
   /** accounts deactivated now */
   readonly deactivated = new Set<string>();
   /** the repos of deactivated accounts as they were when they were deactivated (getRepo refuses them) */
@@ -244,6 +248,7 @@ export class Workload {
       createdAt: this.#now(),
     });
     this.posts.set('c0', this.records.get(this.#post('c0').uri)!);
+    this.editedAfterQuote.add(this.#post('c0').uri); // erin's e0 quotes it
 
     // deletes of every kind
     const likes = [...this.records.values()].filter((ref) => ref.uri.includes('/app.bsky.feed.like/'));
@@ -271,6 +276,7 @@ export class Workload {
     await this.post('erin', 'e1', { text: 'back again' });
     await this.like('bob', 'e1');
     const frank = this.account('frank');
+    this.deletedRepos.set(frank.did, await fetchRepo(this.ref.pds, frank.did));
     await xrpc(this.ref.pds, 'com.atproto.admin.deleteAccount', { body: { did: frank.did }, authorization: adminAuth(this.ref.pdsAdminPassword) });
     this.deleted.add(frank.did);
     for (const uri of [...this.records.keys()]) if (uri.startsWith(`at://${frank.did}/`)) this.records.delete(uri);

@@ -70,23 +70,28 @@ export class AppView {
 
   async resolveHandle(handle: string): Promise<Json> {
     const actor = (await resolveActors(this.#db, [handle])).get(handle);
-    if (!actor || actor.handle === null) throw new XrpcError(400, 'HandleNotFound', 'Unable to resolve handle');
+    if (!actor || actor.handle === null) throw invalid('Unable to resolve handle');
     return { did: actor.did };
   }
 
   // ------------------------------------------------------------------ actors
 
-  /** An actor that must exist and be active; errors as the reference AppView answers them. */
-  async #requireActor(identifier: string): Promise<ActorRef> {
+  /**
+   * An actor that must exist and be active, with the errors the reference AppView answers: its
+   * getProfile names why (`AccountDeactivated`, `AccountTakedown`); every other method says
+   * `InvalidRequest` "Profile not found" for an inactive account as for a missing one.
+   */
+  async #requireActor(identifier: string, why: 'profile' | 'not-found' = 'not-found'): Promise<ActorRef> {
     const actor = (await resolveActors(this.#db, [identifier])).get(identifier);
     if (!actor || actor.status === 'deleted') throw invalid('Profile not found');
+    if (actor.status !== null && why === 'not-found') throw invalid('Profile not found');
     if (actor.status === 'deactivated') throw new XrpcError(400, 'AccountDeactivated', 'Account is deactivated');
     if (actor.status === 'takendown' || actor.status === 'suspended') throw new XrpcError(400, 'AccountTakedown', 'Account has been suspended');
     return actor;
   }
 
   async getProfile(actor: string, viewer: Viewer | null): Promise<Json> {
-    const found = await this.#requireActor(actor);
+    const found = await this.#requireActor(actor, 'profile');
     const views = await this.#views({ actors: [found.id], detailedActors: [found.id] }, viewer);
     const profile = views.profileDetailed(found.id);
     if (!profile) throw invalid('Profile not found');
@@ -138,7 +143,7 @@ export class AppView {
     }
     for (const row of rows) {
       if (pinned && !row.repost && row.post.actorId === pinned.actorId && row.post.rkey === pinned.rkey) continue;
-      const item = views.feedViewPost(row.post, row.repost ? { repostBy: row.repost.by, repostRkey: row.repost.rkey, indexedAt: row.repost.indexedAt } : undefined);
+      const item = views.feedViewPost(row.post, row.repost ? { repostBy: row.repost.by, repostRkey: row.repost.rkey, repostCid: row.repost.cid, indexedAt: row.repost.indexedAt } : undefined);
       if (item) feed.push(item);
     }
     return withCursor({ feed }, nextCursor(rows, params.limit));
@@ -160,7 +165,7 @@ export class AppView {
     const feed: Json[] = [];
     for (const row of rows) {
       if (views.viewerBlocks(row.post.actorId) || (row.repost && views.viewerBlocks(row.repost.by))) continue;
-      const item = views.feedViewPost(row.post, row.repost ? { repostBy: row.repost.by, repostRkey: row.repost.rkey, indexedAt: row.repost.indexedAt } : undefined);
+      const item = views.feedViewPost(row.post, row.repost ? { repostBy: row.repost.by, repostRkey: row.repost.rkey, repostCid: row.repost.cid, indexedAt: row.repost.indexedAt } : undefined);
       if (item) feed.push(item);
     }
     return withCursor({ feed }, nextCursor(rows, params.limit));
@@ -267,7 +272,7 @@ export class AppView {
   async getPostThread(params: { uri: string; depth: number; parentHeight: number }, viewer: Viewer | null): Promise<Json> {
     const anchor = (await resolveUris(this.#db, [params.uri])).get(params.uri);
     if (!anchor || anchor.collection !== POST) throw new XrpcError(400, 'NotFound', `Post not found: ${params.uri}`);
-    const [ancestors, descendants] = await Promise.all([
+    const [ancestors, descendants, [rootRow]] = await Promise.all([
       this.#db.run(
         (sql) => sql`
           with recursive up(actor_id, rkey, height) as (
@@ -293,9 +298,13 @@ export class AppView {
               )
               select actor_id, rkey from down limit ${MAX_THREAD_POSTS}`,
           ),
+      this.#db.run((sql) => sql`select reply_root_actor_id, reply_root_rkey from posts where author_id = ${anchor.actorId} and rkey = ${anchor.rkey}`),
     ]);
+    // the thread's root: its threadgate is the thread's
+    const threadRoot: RecordKey =
+      rootRow?.replyRootActorId != null ? { actorId: rootRow.replyRootActorId as number, rkey: rootRow.replyRootRkey as string } : anchor;
     const keys: RecordKey[] = [anchor, ...[...ancestors, ...descendants].map((row) => ({ actorId: row.actorId as number, rkey: row.rkey as string }))];
-    const views = await this.#views({ posts: keys }, viewer);
+    const views = await this.#views({ posts: keys, documents: [{ table: 'threadgates', ...threadRoot }] }, viewer);
     const state = views.state;
     const anchorPost = state.posts.get(keyOf(anchor.actorId, anchor.rkey));
     if (!anchorPost) throw new XrpcError(400, 'NotFound', `Post not found: ${params.uri}`);
@@ -314,7 +323,9 @@ export class AppView {
     const node = (key: RecordKey, depth: number): Json | undefined => {
       const view = views.post(key);
       if (!view) return undefined;
-      const out: Json = { $type: 'app.bsky.feed.defs#threadViewPost', post: view };
+      // threadContext.rootAuthorLike (the root author's like of this post) is not looked up: {} as
+      // the reference answers a post the root author has not liked
+      const out: Json = { $type: 'app.bsky.feed.defs#threadViewPost', post: view, threadContext: {} };
       if (depth < params.depth) {
         const replies = (children.get(keyOf(key.actorId, key.rkey)) ?? [])
           .filter((reply) => !views.viewerBlocks(reply.actorId) && !views.blockedBetween(reply.actorId, anchorPost.authorId))
@@ -344,12 +355,13 @@ export class AppView {
         break;
       }
       const { $type: _type, ...view } = stub;
-      const parentNode: Json = { $type: 'app.bsky.feed.defs#threadViewPost', post: view };
+      const parentNode: Json = { $type: 'app.bsky.feed.defs#threadViewPost', post: view, threadContext: {} };
       child.parent = parentNode;
       child = parentNode;
       current = parentPost;
     }
-    return { thread };
+    const threadgate = views.threadgate(threadRoot);
+    return threadgate ? { thread, threadgate } : { thread };
   }
 
   // ------------------------------------------------------------------ graph
@@ -423,7 +435,9 @@ export class AppView {
   }
 
   async getLists(params: { actor: string; limit: number; cursor?: string | undefined; purposes?: string[] | undefined }, viewer: Viewer | null): Promise<Json> {
-    const actor = await this.#requireActor(params.actor);
+    // as the reference: the lists of an account that is gone or inactive are none, not an error
+    const actor = (await resolveActors(this.#db, [params.actor])).get(params.actor);
+    if (!actor || actor.status !== null) return { lists: [] };
     const after = decodeCursor(params.cursor, ['text'] as const)?.[0];
     const purposes = params.purposes?.map((purpose) =>
       purpose === 'modlist' || purpose === 'curatelist' || purpose === 'referencelist' ? `app.bsky.graph.defs#${purpose}` : purpose,
@@ -454,7 +468,7 @@ export class AppView {
     const basic = views.starterPackBasic(pack);
     if (!basic) throw invalid('Starter pack not found');
     const { listItemCount: _count, ...view } = basic;
-    const out: Json = { ...view };
+    const out: Json = { ...view, ...(await Q.starterPackJoins(this.#db, uri)) };
     if (list) {
       const listView = views.listViewBasic(list);
       if (listView) out.list = listView;

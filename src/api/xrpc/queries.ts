@@ -19,7 +19,7 @@ export interface TimeCursor {
 export interface FeedRow {
   readonly post: RecordKey;
   /** set for reposts */
-  readonly repost: { readonly by: number; readonly rkey: string; readonly indexedAt: string } | null;
+  readonly repost: { readonly by: number; readonly rkey: string; readonly cid: string | null; readonly indexedAt: string } | null;
   readonly cursor: TimeCursor;
 }
 
@@ -35,6 +35,7 @@ interface RawFeedRow {
   postRkey: string;
   byActor: number;
   itemRkey: string;
+  itemCid: string | null;
   indexedAt: unknown;
   sortText: string;
 }
@@ -42,7 +43,7 @@ interface RawFeedRow {
 const toFeedRows = (rows: readonly RawFeedRow[]): FeedRow[] =>
   rows.map((row) => ({
     post: { actorId: row.postActor, rkey: row.postRkey },
-    repost: row.kind === 'repost' ? { by: row.byActor, rkey: row.itemRkey, indexedAt: iso(row.indexedAt) } : null,
+    repost: row.kind === 'repost' ? { by: row.byActor, rkey: row.itemRkey, cid: row.itemCid, indexedAt: iso(row.indexedAt) } : null,
     cursor: { time: row.sortText, actorId: row.byActor, rkey: row.itemRkey },
   }));
 
@@ -64,7 +65,7 @@ export async function authorFeed(db: Db, authorId: number, filter: AuthorFeedFil
         filter === 'posts_no_replies'
           ? sql`and p.reply_parent_actor_id is null`
           : filter === 'posts_and_author_threads'
-            ? sql`and (p.reply_parent_actor_id is null or p.reply_root_actor_id = ${authorId})`
+            ? sql`and (p.reply_parent_actor_id is null or (p.reply_root_actor_id = ${authorId} and p.reply_parent_actor_id = ${authorId}))`
             : filter === 'posts_with_media'
               ? sql`and ${media}`
               : filter === 'posts_with_video'
@@ -74,7 +75,7 @@ export async function authorFeed(db: Db, authorId: number, filter: AuthorFeedFil
         ? sql`union all
           select * from (
             select 'repost' as kind, r.subject_actor_id as post_actor, r.subject_rkey as post_rkey, r.author_id as by_actor, r.rkey as item_rkey,
-              r.indexed_at, least(r.created_at, r.indexed_at) as sort_at
+              r.cid as item_cid, r.indexed_at, least(r.created_at, r.indexed_at) as sort_at
             from reposts r
             where r.author_id = ${authorId} ${before('r')}
               and exists (select 1 from posts s join actors a on a.id = s.author_id
@@ -84,10 +85,10 @@ export async function authorFeed(db: Db, authorId: number, filter: AuthorFeedFil
           ) as r`
         : sql``;
       return sql`
-        select kind, post_actor, post_rkey, by_actor, item_rkey, indexed_at, ${sql.unsafe(SORT_TEXT)} as sort_text from (
+        select kind, post_actor, post_rkey, by_actor, item_rkey, item_cid, indexed_at, ${sql.unsafe(SORT_TEXT)} as sort_text from (
           select * from (
             select 'post' as kind, p.author_id as post_actor, p.rkey as post_rkey, p.author_id as by_actor, p.rkey as item_rkey,
-              p.indexed_at, least(p.created_at, p.indexed_at) as sort_at
+              null::text as item_cid, p.indexed_at, least(p.created_at, p.indexed_at) as sort_at
             from posts p
             where p.author_id = ${authorId} ${before('p')} ${postFilter}
             order by least(p.created_at, p.indexed_at) desc, p.rkey desc
@@ -116,15 +117,15 @@ export async function timeline(db: Db, viewerId: number, limit: number, cursor: 
         select subject_actor_id as id from follows where author_id = ${viewerId}
         union select ${viewerId}::int4
       )
-      select kind, post_actor, post_rkey, by_actor, item_rkey, indexed_at, ${sql.unsafe(SORT_TEXT)} as sort_text from (
-        select 'post' as kind, p.author_id as post_actor, p.rkey as post_rkey, p.author_id as by_actor, p.rkey as item_rkey, p.indexed_at, p.sort_at
+      select kind, post_actor, post_rkey, by_actor, item_rkey, item_cid, indexed_at, ${sql.unsafe(SORT_TEXT)} as sort_text from (
+        select 'post' as kind, p.author_id as post_actor, p.rkey as post_rkey, p.author_id as by_actor, p.rkey as item_rkey, null::text as item_cid, p.indexed_at, p.sort_at
         from authors cross join lateral (
           select p.*, least(p.created_at, p.indexed_at) as sort_at from posts p
           where p.author_id = authors.id ${before('p')}
           order by least(p.created_at, p.indexed_at) desc, p.rkey desc limit ${limit}
         ) as p
         union all
-        select 'repost', r.subject_actor_id, r.subject_rkey, r.author_id, r.rkey, r.indexed_at, r.sort_at
+        select 'repost', r.subject_actor_id, r.subject_rkey, r.author_id, r.rkey, r.cid, r.indexed_at, r.sort_at
         from authors cross join lateral (
           select r.*, least(r.created_at, r.indexed_at) as sort_at from reposts r
           where r.author_id = authors.id ${before('r')}
@@ -356,4 +357,15 @@ export async function searchActors(db: Db, q: string, typeahead: boolean, limit:
       limit ${limit} offset ${offset}`,
   );
   return rows.map((row) => row.id as number);
+}
+
+/** How many profiles name this starter pack as how their account joined: ever, and in the last week (sql/00007's index). */
+export async function starterPackJoins(db: Db, uri: string): Promise<{ joinedAllTimeCount: number; joinedWeekCount: number }> {
+  const [row] = await db.run(
+    (sql) => sql`
+      select count(*)::int as all_time, count(*) filter (where coalesce(created_at, indexed_at) > now() - interval '7 days')::int as week
+      from profiles
+      where rkey = 'self' and record ? 'joinedViaStarterPack' and record->'joinedViaStarterPack'->>'uri' = ${uri}`,
+  );
+  return { joinedAllTimeCount: row?.allTime ?? 0, joinedWeekCount: row?.week ?? 0 };
 }
