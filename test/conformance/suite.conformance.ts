@@ -18,6 +18,7 @@ import { startAqueductProcess, type RunningAqueduct } from '../support/process.t
 import { aqueductState, fetchRepo, pdsState, type IndexState, type PdsAccount, type RepoRecords } from './index-state.ts';
 import { startReferenceNetwork, type ReferenceNetwork } from './reference/reference-network.ts';
 import { compareCall, IGNORED, type Comparison, type Difference } from './differential.ts';
+import { oracleReading, ourReading, rawFrames } from './sync-oracle.ts';
 import { Workload } from './workload.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -117,6 +118,16 @@ describe('Aqueduct following the reference PDS', () => {
         `${Object.keys(truth.state.actors).length} accounts, ${Object.keys(truth.state.posts).length} posts' counters equal`,
     );
   }, 300_000);
+
+  test("@atproto/sync's Firehose reads the PDS's firehose as we do: the same events, ops and verdicts", async () => {
+    const frames = await rawFrames(ref.pds);
+    const ours = await ourReading(frames, ref.plc);
+    const oracle = await oracleReading(ref.pds, ref.plc, ours.lastSeq);
+    const bySeq = (lines: string[]) => lines.map((line, index) => [Number(line.split(' ')[0]), index, line] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map(([, , line]) => line);
+    const theirs = bySeq([...oracle.lines, ...oracle.errors.map((error) => error.replace(/: .*$/, ''))]);
+    expect(bySeq(ours.lines)).toEqual(theirs);
+    report.push(`@atproto/sync oracle: ${frames.length} frames, ${ours.lines.length} events and ops read alike (rejected by both: ${oracle.errors.length})`);
+  }, 120_000);
 
   test("every key the PLC directory serves reads as the key its /data names", async () => {
     for (const account of workload.accounts.values()) {
