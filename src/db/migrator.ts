@@ -34,11 +34,22 @@ const FILE_PATTERN = /^(\d{5})_([a-z0-9_]+)\.sql$/;
 
 export async function loadMigrations(dir: string): Promise<Migration[]> {
   const names = (await readdir(dir)).filter((name) => name.endsWith('.sql')).sort();
+  return parseMigrations(await Promise.all(names.map(async (name) => ({ name, sql: await Bun.file(join(dir, name)).text() }))), dir);
+}
+
+/** The migrations compiled into a single binary (`bun run build` embeds sql/), or null from source. */
+export async function embeddedMigrations(): Promise<Migration[] | null> {
+  const files = Bun.embeddedFiles.filter((file) => (file as Blob & { name: string }).name.endsWith('.sql')) as Array<Blob & { name: string }>;
+  if (files.length === 0) return null;
+  files.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return parseMigrations(await Promise.all(files.map(async (file) => ({ name: file.name, sql: await file.text() }))), 'the binary');
+}
+
+function parseMigrations(files: ReadonlyArray<{ name: string; sql: string }>, where: string): Migration[] {
   const migrations: Migration[] = [];
-  for (const file of names) {
+  for (const { name: file, sql } of files) {
     const match = FILE_PATTERN.exec(file);
-    if (!match) throw new MigrationError(`${file} in ${dir}: migration files must be named NNNNN_name.sql`);
-    const sql = await Bun.file(join(dir, file)).text();
+    if (!match) throw new MigrationError(`${file} in ${where}: migration files must be named NNNNN_name.sql`);
     migrations.push({ id: Number(match[1]), name: match[2] ?? file, sql, checksum: sha256Hex(sql) });
   }
   migrations.forEach((migration, index) => {
@@ -49,7 +60,6 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
   return migrations;
 }
 
-/** Applies what is pending; returns the names it applied (empty when up to date). */
 export async function migrate(db: Database, migrations: readonly Migration[]): Promise<string[]> {
   const applied: string[] = [];
   for (const migration of migrations) {
