@@ -12,7 +12,7 @@
  * commits/s and CPU per commit, and in how many rounds B was faster. Exits non-zero if a run
  * fails (its output is printed); the worktree is removed in every case.
  */
-import { parseArgs } from 'node:util';
+import { readCommandLine } from '../src/lib/command-line.ts';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,17 +29,14 @@ type Side = 'A' | 'B';
 
 const ROOT = join(import.meta.dir, '..');
 
-const { values } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: {
-    base: { type: 'string' },
-    scenario: { type: 'string', default: 'flood' },
-    rounds: { type: 'string', default: '2' },
-    commits: { type: 'string' },
-    'base-env': { type: 'string', multiple: true, default: [] },
-    out: { type: 'string' },
-  },
-  strict: true,
+const USAGE = 'usage: bun run bench:compare -- --base REV [--scenario NAME] [--rounds N] [--commits N] [--base-env KEY=VALUE ...] [--out DIR]';
+const values = readCommandLine(USAGE, {
+  base: { type: 'string' },
+  scenario: { type: 'string', default: 'flood' },
+  rounds: { type: 'string', default: '2' },
+  commits: { type: 'string' },
+  'base-env': { type: 'string', multiple: true, default: [] },
+  out: { type: 'string' },
 });
 
 const fail = (message: string): never => {

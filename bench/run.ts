@@ -17,7 +17,6 @@
  * it). Prints a table;
  * `--json` writes the same figures; `--profile DIR` writes the ingester's main-thread CPU profile.
  */
-import { parseArgs } from 'node:util';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +28,7 @@ import { embeddedPostgresSettings } from '../src/db/postgres-settings.ts';
 import { freePorts } from '../src/lib/free-port.ts';
 import { percentile } from '../src/lib/percentile.ts';
 import { startScriptEnv } from './start-env.ts';
+import { readCommandLine } from '../src/lib/command-line.ts';
 
 interface Scenario {
   readonly description: string;
@@ -83,17 +83,16 @@ const SCENARIOS: Record<string, Scenario> = {
 const ROOT = join(import.meta.dir, '..');
 const log = createLogger('warn');
 
-const { values } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: {
-    scenario: { type: 'string', default: 'flood' },
-    commits: { type: 'string' },
-    json: { type: 'string' },
-    'keep-data': { type: 'boolean', default: false },
-    /** write the ingester's CPU profile (main thread, markdown and .cpuprofile) into this folder */
-    profile: { type: 'string' },
-  },
-  strict: true,
+const USAGE = `usage: bun run bench -- [--scenario NAME] [--commits N] [--json FILE] [--keep-data] [--profile DIR]
+scenarios: ${Object.entries(SCENARIOS).map(([name, s]) => `\n  ${name.padEnd(15)} ${s.description}`).join('')}`;
+
+const values = readCommandLine(USAGE, {
+  scenario: { type: 'string', default: 'flood' },
+  commits: { type: 'string' },
+  json: { type: 'string' },
+  'keep-data': { type: 'boolean', default: false },
+  /** write the ingester's CPU profile (main thread, markdown and .cpuprofile) into this folder */
+  profile: { type: 'string' },
 });
 
 const base = SCENARIOS[values.scenario ?? 'flood'];

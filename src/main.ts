@@ -9,8 +9,18 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startAqueduct, type Aqueduct } from './aqueduct.ts';
 import { HeapGovernor } from './lib/heap-governor.ts';
+import { readCommandLine } from './lib/command-line.ts';
 
 const SHUTDOWN_LIMIT_MS = 30_000;
+
+readCommandLine(
+  `usage: aqueduct [--help]
+Aqueduct takes no arguments: it is configured by environment variables (or a .env file in the
+working folder), each one optional: DATABASE_URL, DATA_DIR, PORT, RELAY_URL, FIREHOSE_START,
+FIREHOSE_ENABLED, PLC_URL, HANDLE_RESOLVER_URL, VERIFY_COMMITS, DB_POOL_SIZE, MAX_CONCURRENT_OPS,
+MAX_CONCURRENT_USER_CREATIONS, LOG_LEVEL and the rest that .env.example and the README explain.`,
+  {},
+);
 
 let loaded;
 try {

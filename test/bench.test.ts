@@ -82,3 +82,10 @@ test('bun run bench:compare refuses a revision that does not exist, naming it', 
   expect(code).toBe(2);
   expect(stderr).toContain('--base no-such-revision');
 });
+
+test.each([['bench', 'usage: bun run bench --'], ['bench:compare', 'usage: bun run bench:compare --']])('bun run %s answers --help, and a bad flag gets its usage', async (script, usage) => {
+  const help = Bun.spawnSync([process.execPath, 'run', script, '--help'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+  expect([help.exitCode, help.stdout.toString().includes(usage)]).toEqual([0, true]);
+  const bad = Bun.spawnSync([process.execPath, 'run', script, '--no-such-flag'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+  expect([bad.exitCode === 0, bad.stderr.toString().includes(usage)]).toEqual([false, true]);
+});

@@ -30,6 +30,15 @@ describe('the aqueduct process', () => {
     expect(stderr).toContain(`configuration error: ${name}=`);
   }, 30_000);
 
+  test('--help prints the usage and exits 0; an argument it does not take gets the usage and exit 2', async () => {
+    const help = spawnAqueduct({}, [process.execPath, join(import.meta.dir, '../src/main.ts'), '--help']);
+    expect(await help.exited).toBe(0);
+    expect(await new Response(help.stdout).text()).toContain('usage: aqueduct');
+    const bad = spawnAqueduct({}, [process.execPath, join(import.meta.dir, '../src/main.ts'), '--port', '5000']);
+    expect(await bad.exited).toBe(2);
+    expect(await new Response(bad.stderr).text()).toContain('usage: aqueduct');
+  });
+
   test('an unreachable DATABASE_URL or a busy PORT stops start-up with a message naming it and the fix', async () => {
     const unreachable = spawnAqueduct({ DATABASE_URL: 'postgres://aqueduct:secret@127.0.0.1:1/none' });
     expect(await unreachable.exited).toBe(1);
