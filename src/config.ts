@@ -9,6 +9,7 @@
 
 import { DEFAULT_IMAGE_URL_TEMPLATE, imageUrlTemplateProblem } from './identity/profile-view.ts';
 import { DEFAULT_VIDEO_URL_TEMPLATE } from './hydration/views.ts';
+import { isDid } from './lib/syntax.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type FirehoseStart = { kind: 'live' } | { kind: 'seq'; seq: number };
@@ -236,7 +237,7 @@ function readHostname(read: Reader, name: string, fallback: string): string {
 function readAppviewDid(read: Reader, hostname: string): string {
   const raw = read('APPVIEW_DID');
   if (raw === undefined) return `did:web:${hostname.replace(':', '%3A')}`;
-  if (!/^did:[a-z]+:[a-zA-Z0-9._:%-]+$/.test(raw)) throw new ConfigError('APPVIEW_DID', raw, 'expected a DID such as did:web:appview.example.com');
+  if (!isDid(raw)) throw new ConfigError('APPVIEW_DID', raw, 'expected a DID such as did:web:appview.example.com');
   return raw;
 }
 

@@ -2,13 +2,15 @@
 // profile has not come through the firehose.
 //
 // Owns the getRecord request and the checks on its answer. Promises: the answer is untrusted and
-// comes back as one of three results: 'found' (the record passed the same lexicon and datetime
-// checks as firehose records, via `parseRecord`, and is returned as the JSON text the pipeline
+// comes back as one of three results: 'found' (the record is atproto data model JSON, see
+// lib/data-model.ts, and passed the same lexicon and datetime checks as firehose records, via
+// `parseRecord`, and is returned as the JSON text the pipeline
 // stores, CID links as {"$link"}), 'absent' (any 4xx but 429: no record, no repo, deactivated,
 // taken down) or 'invalid' (a 200 whose body is not a profile of this DID, too large, or an
 // endpoint we refuse); transient trouble (5xx, 429, timeout, network, open circuit) rejects, so
 // the caller retries later. Plain http is refused unless the PDS host is loopback or `allowHttp`.
 import { fromString as parseCid } from '@atcute/cid';
+import { isDataModelRecord } from '../lib/data-model.ts';
 import { parseRecord } from '../pipeline/collections.ts';
 import type { HostGate, Outcome, Verdict } from './host-gate.ts';
 import { httpGet, HttpGetError, isLoopbackHost, type FetchLike, type HttpGetResult } from './http-get.ts';
@@ -123,6 +125,8 @@ export const readAnswer = (text: string, did: string): ProfileResult => {
   const parsed = parseRecord(PROFILE_COLLECTION, 'self', body.value);
   if (parsed === null) return { kind: 'invalid', reason: 'not-indexed' };
   if (!parsed.ok) return { kind: 'invalid', reason: parsed.reason };
+  // the lexicon types the profile's own fields; any others must still be data model
+  if (!isDataModelRecord(body.value)) return { kind: 'invalid', reason: 'data-model' };
   const row = parsed.row;
   if (!('record' in row)) return { kind: 'invalid', reason: 'not-a-document' };
   return { kind: 'found', cid, createdAt: row.createdAt, record: row.record };

@@ -22,6 +22,7 @@ import * as AppBskyGraphListitem from '@atcute/bluesky/types/app/graph/listitem'
 import * as AppBskyGraphStarterpack from '@atcute/bluesky/types/app/graph/starterpack';
 import * as AppBskyLabelerService from '@atcute/bluesky/types/app/labeler/service';
 import { is, type BaseSchema } from '@atcute/lexicons/validations';
+import { isRecordKey } from '../lib/syntax.ts';
 import { parseAtUri, type RecordRef } from './at-uri.ts';
 
 export type HotFamily = 'posts' | 'likes' | 'reposts' | 'follows' | 'blocks';
@@ -137,6 +138,13 @@ const COLLECTIONS: Readonly<Record<string, CollectionSpec>> = {
   'app.bsky.labeler.service': { table: 'labelers', schema: AppBskyLabelerService.mainSchema, toRow: document('labelers') },
 };
 
+/** Collections whose key type is `any`: the library's schema for it is a bare string(), so the record-key syntax is checked here. */
+const ANY_KEY: ReadonlySet<string> = new Set(
+  Object.entries(COLLECTIONS)
+    .filter(([, spec]) => spec.schema.key.type === 'string' && !(spec.schema.key as { format?: unknown }).format)
+    .map(([collection]) => collection),
+);
+
 export const TABLES: readonly Table[] = [...new Set(Object.values(COLLECTIONS).map((spec) => spec.table))];
 
 const COLLECTION_OF_TABLE = new Map<Table, string>(Object.entries(COLLECTIONS).map(([collection, spec]) => [spec.table, collection]));
@@ -155,7 +163,7 @@ export function collectionOfTable(table: Table): string {
 export function parseRecord(collection: string, rkey: string, record: unknown): ParseResult | null {
   const spec = COLLECTIONS[collection];
   if (!spec) return null;
-  if (!is(spec.schema.key, rkey)) return { ok: false, reason: 'bad-rkey' };
+  if (!is(spec.schema.key, rkey) || (ANY_KEY.has(collection) && !isRecordKey(rkey))) return { ok: false, reason: 'bad-rkey' };
   if (!is(spec.schema, record)) return { ok: false, reason: 'lexicon' };
   const fields = record as Record<string, unknown>;
   const createdAt = fields.createdAt === undefined ? null : normalizeDatetime(fields.createdAt);

@@ -3,9 +3,11 @@
  *
  * `resolveActors` maps identifiers (DID or handle; handles only when verified, case-insensitive)
  * to actor rows in one statement. `resolveUris` does the same for the authorities of AT-URIs and
- * returns record keys. Neither trusts its input: malformed identifiers simply do not resolve.
+ * returns record keys. Neither trusts its input: malformed identifiers simply do not resolve (the
+ * syntax checks are src/lib/syntax.ts; a handle may carry a leading "@", as clients type it).
  */
 import type { Db, RecordKey } from '../../hydration/loaders.ts';
+import { isDid, isHandle, isNsid, isRecordKey } from '../../lib/syntax.ts';
 
 export interface ActorRef {
   readonly id: number;
@@ -14,14 +16,12 @@ export interface ActorRef {
   readonly status: string | null;
 }
 
-const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/;
-const HANDLE_RE = /^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
-const AT_URI_RE = /^at:\/\/([^/?#]+)\/([a-zA-Z0-9.-]+)\/([a-zA-Z0-9._~:-]{1,512})$/;
+const AT_URI_RE = /^at:\/\/([^/?#]+)\/([^/]+)\/([^/]+)$/;
 
 export function normalizeIdentifier(identifier: string): string | null {
-  if (DID_RE.test(identifier)) return identifier;
+  if (isDid(identifier)) return identifier;
   const handle = identifier.replace(/^@/, '').toLowerCase();
-  return handle.length <= 253 && HANDLE_RE.test(handle) ? handle : null;
+  return isHandle(handle) ? handle : null;
 }
 
 /** identifier (as given) -> actor, for the identifiers that resolve. */
@@ -63,7 +63,7 @@ export interface ParsedUri {
 
 export function parseUri(uri: string): ParsedUri | null {
   const match = AT_URI_RE.exec(uri);
-  if (!match) return null;
+  if (!match || !isNsid(match[2]) || !isRecordKey(match[3])) return null;
   return { authority: match[1]!, collection: match[2]!, rkey: match[3]! };
 }
 

@@ -10,6 +10,7 @@
 import { Hydrator, type DocumentKey, type HydrateRequest } from '../../hydration/hydrator.ts';
 import { keyOf, loadDocuments, loadRelations, type Db, type RecordKey } from '../../hydration/loaders.ts';
 import { POST, Views, type Json, type ViewOptions } from '../../hydration/views.ts';
+import { normalizeDatetime } from '../../pipeline/collections.ts';
 import { XrpcError } from '../errors.ts';
 import { resolveActors, resolveUris, type ActorRef, type ResolvedUri } from './actors.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
@@ -535,9 +536,10 @@ export class AppView {
 
 /** A datetime or a bare date (YYYY-MM-DD), as searchPosts' since/until allow. */
 function searchTime(value: string, name: string): string {
-  const time = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00Z`) : Date.parse(value);
-  if (Number.isNaN(time)) throw invalid(`${name} must be a datetime or a date (YYYY-MM-DD)`);
-  return new Date(time).toISOString();
+  // normalizeDatetime: an instant PostgreSQL can hold (years 1-9999), or null
+  const time = normalizeDatetime(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
+  if (time === null) throw invalid(`${name} must be a datetime or a date (YYYY-MM-DD) of the years 1 to 9999`);
+  return time;
 }
 
 /** An actor's profile record, for its pinned post. */

@@ -12,6 +12,7 @@ import type { Database } from '../../db/database.ts';
 import { DidResolver } from '../../identity/did-resolver.ts';
 import type { FetchLike } from '../../identity/http-get.ts';
 import type { Logger } from '../../log.ts';
+import { isNsid } from '../../lib/syntax.ts';
 import { XrpcError } from '../errors.ts';
 import { AppView } from './app-view.ts';
 import { ServiceAuth, type KeyResolver } from './auth.ts';
@@ -35,8 +36,6 @@ export interface XrpcOptions {
   readonly version?: string;
 }
 
-const NSID_RE = /^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)+\.[a-zA-Z]([a-zA-Z0-9]{0,62})?$/;
-
 export function xrpcRoutes(options: XrpcOptions) {
   const version = options.version ?? '0.1.0';
   const feedGenerators = new FeedGeneratorClient(options.fetch ? { plcUrl: options.plcUrl, fetch: options.fetch } : { plcUrl: options.plcUrl });
@@ -56,7 +55,7 @@ export function xrpcRoutes(options: XrpcOptions) {
   const call = async (nsid: string, request: Request): Promise<unknown> => {
     const method = methods.get(nsid);
     if (!method) {
-      if (!NSID_RE.test(nsid)) throw new XrpcError(400, 'InvalidRequest', 'not a valid method name');
+      if (!isNsid(nsid)) throw new XrpcError(400, 'InvalidRequest', 'not a valid method name');
       throw new XrpcError(501, 'MethodNotImplemented', `Method Not Implemented: ${nsid}`);
     }
     const authorization = request.headers.get('authorization');
