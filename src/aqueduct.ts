@@ -53,7 +53,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       const embedded: EmbeddedPostgres = await startEmbeddedPostgres({
         dataDir: config.dataDir,
         binDir: config.postgresBinDir,
-        settings: embeddedPostgresSettings(Math.max(100, config.dbPoolSize + 20)),
+        settings: embeddedPostgresSettings(Math.max(100, config.dbPoolSize + 20), config.durableCommits),
         log,
       });
       cleanups.push(() => embedded.stop());

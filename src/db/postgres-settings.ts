@@ -3,11 +3,13 @@
  * small box. (With DATABASE_URL, your server's own settings apply; docs/performance.md says
  * which of these are worth copying.)
  *
- * - synchronous_commit=off: a commit returns before its WAL reaches the disk. A crash can lose
- *   the last few hundred milliseconds of commits, and that is safe here: each batch commits its
- *   rows and its cursor together, so what is lost is lost with its cursor, and the next start
- *   asks the relay for those events again. Nothing is lost and nothing is doubled; corruption is
- *   impossible (fsync stays on, full_page_writes stays on).
+ * - synchronous_commit=off (DURABLE_COMMITS=true turns it on): a commit returns before its WAL
+ *   reaches the disk. A machine crash can lose the last commits (up to three times
+ *   wal_writer_delay, 600 ms), and that is safe here: each batch commits its rows and its cursor
+ *   together, so what is lost is lost with its cursor, and the next start asks the relay for those
+ *   events again. Nothing is lost and nothing is doubled while the relay still holds them (its
+ *   replay window: about a day and more on bsky.network); corruption is impossible (fsync stays
+ *   on, full_page_writes stays on). A process crash (kill -9) loses nothing at all.
  * - checkpoint_timeout=15min, max_wal_size=4GB: checkpoints far apart, so fewer full-page images
  *   are written after each one (the biggest WAL cost of a write-heavy load).
  * - wal_buffers=16MB: room for a large batch's WAL without forced writes.
@@ -26,10 +28,10 @@
  */
 import { totalmem } from 'node:os';
 
-export function embeddedPostgresSettings(maxConnections: number, memoryBytes = usableMemoryBytes()): Record<string, string | number> {
+export function embeddedPostgresSettings(maxConnections: number, durableCommits = false, memoryBytes = usableMemoryBytes()): Record<string, string | number> {
   return {
     max_connections: maxConnections,
-    synchronous_commit: 'off',
+    synchronous_commit: durableCommits ? 'on' : 'off',
     checkpoint_timeout: '15min',
     max_wal_size: '4GB',
     wal_buffers: '16MB',

@@ -13,6 +13,11 @@ describe('the embedded server is sized to the memory it may use', () => {
     [256 * GB, 4096],
   ])('%d bytes: shared_buffers %d MB', (memory, mb) => {
     expect(sharedBuffersMb(memory)).toBe(mb);
-    expect(embeddedPostgresSettings(100, memory).shared_buffers).toBe(`${mb}MB`);
+    expect(embeddedPostgresSettings(100, false, memory).shared_buffers).toBe(`${mb}MB`);
   });
+});
+
+test('DURABLE_COMMITS turns synchronous_commit on; it is off by default', () => {
+  expect(embeddedPostgresSettings(100).synchronous_commit).toBe('off');
+  expect(embeddedPostgresSettings(100, true).synchronous_commit).toBe('on');
 });
