@@ -146,6 +146,8 @@ async function run(name: string, scenario: Scenario) {
       DATABASE_URL: databaseUrl,
       RELAY_URL: sim.relayUrl,
       PLC_URL: sim.httpUrl,
+      // the simulated PDS listens on loopback: profiles are fetched from it as from a real one
+      ALLOW_PRIVATE_HOSTS: '127.0.0.1',
       FIREHOSE_START: '0',
       VERIFY_COMMITS: String(scenario.verify),
       DB_POOL_SIZE: String(scenario.poolSize),

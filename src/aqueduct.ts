@@ -8,6 +8,7 @@
  * (which writes what it accepted), then the pool, then the embedded server.
  */
 import { join } from 'node:path';
+import { outbound } from './outbound/guarded-fetch.ts';
 import { redactPassword, type Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { createApp } from './api/app.ts';
@@ -85,10 +86,15 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       });
     }
 
+    // Everything strangers name (PDSes, did:web, handle hosts, feed generators) goes through one
+    // guarded client: public addresses only, but for ALLOW_PRIVATE_HOSTS.
+    const strangers = outbound({ allowPrivateHosts: new Set(config.allowPrivateHosts) });
+
     // Handles, DID documents and profiles: drains identity_queue, never on the ingestion path.
     const identity = new IdentityWorker({
       db,
       log,
+      strangers,
       plcUrl: config.plcUrl,
       handleResolverUrl: config.handleResolverUrl,
       maxConcurrent: config.maxConcurrentUserCreations,
@@ -115,6 +121,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
         appviewDid: config.appviewDid,
         appviewEndpoint: `https://${config.appviewHostname}`,
         plcUrl: config.plcUrl,
+        strangers,
         imageUrlTemplate: config.imageUrlTemplate,
         videoUrlTemplate: config.videoUrlTemplate,
       },

@@ -10,6 +10,7 @@
 import { DEFAULT_IMAGE_URL_TEMPLATE, imageUrlTemplateProblem } from './identity/profile-view.ts';
 import { DEFAULT_VIDEO_URL_TEMPLATE } from './hydration/views.ts';
 import { isDid } from './lib/syntax.ts';
+import { isIP } from 'node:net';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type FirehoseStart = { kind: 'live' } | { kind: 'seq'; seq: number };
@@ -30,6 +31,11 @@ export interface Config {
   /** Learn new accounts' signing keys from the PLC directory's export (plc-export.ts). */
   readonly plcFollowExport: boolean;
   readonly handleResolverUrl: string | null;
+  /**
+   * ALLOW_PRIVATE_HOSTS: hosts (names or addresses, lower case) that what strangers name may
+   * point at whatever they resolve to, over http too; everything else must be public and https.
+   */
+  readonly allowPrivateHosts: readonly string[];
   readonly verifyCommits: boolean;
   readonly dbPoolSize: number;
   readonly maxConcurrentOps: number;
@@ -136,6 +142,7 @@ export function loadConfig(env: Env): LoadedConfig {
     handleResolverUrl: read('HANDLE_RESOLVER_URL')
       ? readUrl(read, 'HANDLE_RESOLVER_URL', '', ['http:', 'https:'])
       : null,
+    allowPrivateHosts: readHostList(read, 'ALLOW_PRIVATE_HOSTS'),
     verifyCommits: readBool(read, 'VERIFY_COMMITS', DEFAULTS.VERIFY_COMMITS),
     dbPoolSize,
     maxConcurrentOps: readInt(read, 'MAX_CONCURRENT_OPS', DEFAULTS.MAX_CONCURRENT_OPS, 1, MAX_OPS),
@@ -161,6 +168,18 @@ function readInt(read: Reader, name: string, fallback: number, min: number, max:
     throw new ConfigError(name, raw, `expected a whole number from ${min} to ${max}`);
   }
   return value;
+}
+
+function readHostList(read: Reader, name: string): readonly string[] {
+  const raw = read(name);
+  if (raw === undefined) return [];
+  const hosts = raw.split(',').map((host) => host.trim().toLowerCase().replace(/^\[|\]$/g, '')).filter(Boolean);
+  for (const host of hosts) {
+    if (isIP(host) === 0 && !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(host)) {
+      throw new ConfigError(name, raw, 'expected host names or IP addresses separated by commas, e.g. 127.0.0.1,localhost,pds.internal');
+    }
+  }
+  return hosts;
 }
 
 function readBool(read: Reader, name: string, fallback: boolean): boolean {

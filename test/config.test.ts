@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       plcUrl: 'https://plc.directory',
       plcFollowExport: true,
       handleResolverUrl: null,
+      allowPrivateHosts: [],
       verifyCommits: true,
       dbPoolSize: 32,
       maxConcurrentOps: 256,
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
       HANDLE_RESOLVER_URL: 'http://127.0.0.1:2470',
       VERIFY_COMMITS: 'off',
       DURABLE_COMMITS: 'true',
+      ALLOW_PRIVATE_HOSTS: '127.0.0.1, LOCALHOST,[::1],pds.internal',
       DB_POOL_SIZE: '8',
       MAX_CONCURRENT_OPS: '50',
       MAX_CONCURRENT_USER_CREATIONS: '5',
@@ -58,6 +60,7 @@ describe('loadConfig', () => {
     expect(config.firehoseEnabled).toBe(false);
     expect(config.verifyCommits).toBe(false);
     expect(config.durableCommits).toBe(true);
+    expect(config.allowPrivateHosts).toEqual(['127.0.0.1', 'localhost', '::1', 'pds.internal']);
     expect([config.dbPoolSize, config.maxConcurrentOps, config.maxConcurrentUserCreations]).toEqual([8, 50, 5]);
     expect(config.logLevel).toBe('debug');
     expect(config.port).toBe(8080);

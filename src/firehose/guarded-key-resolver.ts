@@ -9,6 +9,7 @@
  * found, tombstoned, a bad document) count as the host working.
  */
 import { CircuitBreakers, CircuitOpenError } from '../identity/circuit-breaker.ts';
+import { outbound } from '../outbound/guarded-fetch.ts';
 import { DidResolutionError, DidResolver, isTransientResolutionFailure, type ResolvedDid } from '../identity/did-resolver.ts';
 import type { KeyResolver } from './signing-keys.ts';
 
@@ -47,8 +48,11 @@ export class GuardedKeyResolver implements KeyResolver {
 }
 
 /**
- * The resolver a verifying thread fetches keys with: the directory at `plcUrl`, behind circuit
- * breakers. The signing-key cache lives on the pipeline's thread, so the document cache stays small.
+ * The resolver a verifying thread fetches keys with: the directory at `plcUrl`, and did:web hosts
+ * through the guarded client (ALLOW_PRIVATE_HOSTS let through), behind circuit breakers. The
+ * signing-key cache lives on the pipeline's thread, so the document cache stays small.
  */
-export const commitKeyResolver = (plcUrl: string): GuardedKeyResolver =>
-  new GuardedKeyResolver(new DidResolver({ plcUrl, fetch: globalThis.fetch, maxEntries: 1000 }));
+export const commitKeyResolver = (plcUrl: string, allowPrivateHosts: readonly string[] = []): GuardedKeyResolver =>
+  new GuardedKeyResolver(
+    new DidResolver({ plcUrl, fetch: globalThis.fetch, strangers: outbound({ allowPrivateHosts: new Set(allowPrivateHosts) }), maxEntries: 1000 }),
+  );

@@ -104,10 +104,13 @@ export interface WorkerVerifierOptions {
   readonly workerUrl?: URL;
   /** Follow the directory's export (PLC_FOLLOW_EXPORT). */
   readonly followExport?: boolean;
+  /** ALLOW_PRIVATE_HOSTS: did:web hosts reached whatever they resolve to */
+  readonly allowPrivateHosts?: readonly string[];
 }
 
 export class WorkerVerifier implements CommitVerifier {
   readonly #plcUrl: string;
+  readonly #allowPrivateHosts: readonly string[];
   readonly #log: Logger;
   readonly #workerUrl: URL;
   readonly #keys: SigningKeyCache;
@@ -133,11 +136,12 @@ export class WorkerVerifier implements CommitVerifier {
   /** Documents the worker fetched (the busy firehose's path). */
   fetchesOnWorker = 0;
 
-  private constructor(plcUrl: string, log: Logger, workerUrl: URL, followExport: boolean) {
+  private constructor(plcUrl: string, log: Logger, workerUrl: URL, followExport: boolean, allowPrivateHosts: readonly string[]) {
     this.#plcUrl = plcUrl;
+    this.#allowPrivateHosts = allowPrivateHosts;
     this.#log = log;
     this.#workerUrl = workerUrl;
-    const here = commitKeyResolver(plcUrl);
+    const here = commitKeyResolver(plcUrl, allowPrivateHosts);
     const resolver: KeyResolver = {
       resolve: async (did, purpose) => {
         if (purpose === 'new-repo' && this.#export) {
@@ -160,7 +164,7 @@ export class WorkerVerifier implements CommitVerifier {
 
   /** Starts the worker (and the export's loop) and resolves once the worker answered. */
   static async start(plcUrl: string, log: Logger, options: WorkerVerifierOptions = {}): Promise<WorkerVerifier> {
-    const verifier = new WorkerVerifier(plcUrl, log, options.workerUrl ?? DEFAULT_WORKER_URL, options.followExport === true);
+    const verifier = new WorkerVerifier(plcUrl, log, options.workerUrl ?? DEFAULT_WORKER_URL, options.followExport === true, options.allowPrivateHosts ?? []);
     await verifier.#ready;
     verifier.#started = true;
     verifier.#export?.start();
@@ -374,7 +378,7 @@ export class WorkerVerifier implements CommitVerifier {
         if (this.#started) this.#restart(event.message);
       };
     });
-    const init: InitMessage = { type: 'init', plcUrl: this.#plcUrl };
+    const init: InitMessage = { type: 'init', plcUrl: this.#plcUrl, allowPrivateHosts: this.#allowPrivateHosts };
     worker.postMessage(init);
     return [worker, ready];
   }

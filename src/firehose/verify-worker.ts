@@ -6,7 +6,7 @@
  * behind a circuit breaker per host), and ~50 us secp256k1 and ~57 us P-256 checks beside the
  * thread that reads the socket and writes batches, on the second core (a P-256 point becomes a
  * KeyObject once, kept for the next checks: at most P256_KEYS of them).
- * Protocol (see `verifier.ts`): `{ type: 'init', plcUrl }` once, answered `{ type: 'ready' }`;
+ * Protocol (see `verifier.ts`): `{ type: 'init', plcUrl, allowPrivateHosts }` once, answered `{ type: 'ready' }`;
  * then `{ type: 'work', ids, sizes, bytes, resolveIds, resolveDids, prefetch, hurry, invalidate }`.
  * The checks come packed: `ids`, `sizes` and `bytes` are views over one ArrayBuffer that the
  * pipeline's thread transferred (a structured clone copies each Uint8Array it meets, with the
@@ -33,6 +33,8 @@ declare const self: Worker;
 export interface InitMessage {
   readonly type: 'init';
   readonly plcUrl: string;
+  /** ALLOW_PRIVATE_HOSTS */
+  readonly allowPrivateHosts: readonly string[];
 }
 export interface WorkMessage {
   readonly type: 'work';
@@ -82,7 +84,7 @@ const waitingIds = new Map<string, number[]>();
 self.onmessage = (event: MessageEvent<InitMessage | WorkMessage>) => {
   const message = event.data;
   if (message.type === 'init') {
-    resolver = commitKeyResolver(message.plcUrl);
+    resolver = commitKeyResolver(message.plcUrl, message.allowPrivateHosts);
     self.postMessage({ type: 'ready' });
     return;
   }

@@ -7,11 +7,14 @@
 // `negativeTtlMs`, transient ones (timeout, network, http-status) not at all; `invalidate(did)`
 // drops the cached answer and detaches any request in flight, whose answer is then not cached
 // (it may predate the change that caused the invalidation).
-// did:web is host-level only (atproto does not use paths); `localhost` and `127.0.0.1` are fetched
-// over plain http so tests and local setups work.
+// did:web is host-level only (atproto does not use paths), fetched through the guarded client
+// (src/outbound: no private addresses, no redirect elsewhere), over https except for the
+// ALLOW_PRIVATE_HOSTS hosts (tests, local setups); a host it refuses is a definitive 'refused'.
+// The PLC directory is the operator's choice (PLC_URL) and is fetched directly.
 import { DidDocumentError, parseDidDocument, type DidDocumentInfo } from './did-document.ts';
 import { BodyTooLarge, readBounded, type FetchLike } from './http-get.ts';
 import { LruCache } from './lru-cache.ts';
+import { OutboundRefused, outbound, type Outbound } from '../outbound/guarded-fetch.ts';
 
 export type DidResolutionErrorReason =
   | 'unsupported-did'
@@ -20,7 +23,8 @@ export type DidResolutionErrorReason =
   | 'timeout'
   | 'http-status'
   | 'network'
-  | 'bad-document';
+  | 'bad-document'
+  | 'refused';
 
 export class DidResolutionError extends Error {
   override readonly name = 'DidResolutionError';
@@ -59,7 +63,10 @@ export type { FetchLike };
 export interface DidResolverOptions {
   /** PLC directory base URL, e.g. https://plc.directory */
   plcUrl: string;
+  /** for the PLC directory (default: globalThis.fetch) */
   fetch?: FetchLike;
+  /** for did:web documents, named by strangers (default: the guarded client, no private hosts) */
+  strangers?: Outbound;
   /** whole-request budget, headers and body (default 5000) */
   timeoutMs?: number;
   /** lifetime of a resolved document (default 1 hour) */
@@ -78,12 +85,13 @@ export interface DidResolverOptions {
 export const PLC_DID = /^did:plc:[a-z2-7]{24}$/;
 /** A did:web identifier at a host: the host, and the port when it is encoded (`%3A`). */
 export const WEB_DID = /^did:web:([a-zA-Z0-9.-]{1,253})(?:%3[aA]([0-9]{1,5}))?$/;
-const CACHEABLE_FAILURES: ReadonlySet<DidResolutionErrorReason> = new Set(['not-found', 'tombstoned', 'bad-document']);
+const CACHEABLE_FAILURES: ReadonlySet<DidResolutionErrorReason> = new Set(['not-found', 'tombstoned', 'bad-document', 'refused']);
 const ACCEPT = 'application/did+ld+json, application/json';
 
 export class DidResolver {
   readonly #plcUrl: string;
   readonly #fetch: FetchLike;
+  readonly #strangers: Outbound;
   readonly #timeoutMs: number;
   readonly #negativeTtlMs: number;
   readonly #maxDocumentBytes: number;
@@ -93,6 +101,7 @@ export class DidResolver {
   constructor(options: DidResolverOptions) {
     this.#plcUrl = options.plcUrl.replace(/\/+$/, '');
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#strangers = options.strangers ?? outbound();
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#negativeTtlMs = options.negativeTtlMs ?? 5 * 60_000;
     this.#maxDocumentBytes = options.maxDocumentBytes ?? 64 * 1024;
@@ -152,22 +161,22 @@ export class DidResolver {
     this.#inflight.delete(did);
   }
 
-  #documentUrl(did: string): { url: string; redirect: RequestRedirect } {
-    if (PLC_DID.test(did)) return { url: `${this.#plcUrl}/${did}`, redirect: 'follow' };
+  #documentUrl(did: string): { url: string; redirect: RequestRedirect; fetch: FetchLike } {
+    if (PLC_DID.test(did)) return { url: `${this.#plcUrl}/${did}`, redirect: 'follow', fetch: this.#fetch };
     const web = WEB_DID.exec(did);
     if (web !== null) {
       const host = web[1]!.toLowerCase();
       const port = web[2];
-      const scheme = host === 'localhost' || host === '127.0.0.1' ? 'http' : 'https';
+      const scheme = this.#strangers.allowsHttp(host) ? 'http' : 'https';
       const authority = port === undefined ? host : `${host}:${port}`;
       // a did:web document lives at its host; a redirect elsewhere is not followed
-      return { url: `${scheme}://${authority}/.well-known/did.json`, redirect: 'manual' };
+      return { url: `${scheme}://${authority}/.well-known/did.json`, redirect: 'manual', fetch: this.#strangers.fetch };
     }
     throw new DidResolutionError('unsupported-did', did, 'not a did:plc or host-level did:web');
   }
 
   async #load(did: string): Promise<ResolvedDid> {
-    const { url, redirect } = this.#documentUrl(did);
+    const { url, redirect, fetch } = this.#documentUrl(did);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
     const failed = (err: unknown, what: string): DidResolutionError =>
@@ -177,8 +186,9 @@ export class DidResolver {
     try {
       let response: Response;
       try {
-        response = await this.#fetch(url, { signal: controller.signal, redirect, headers: { accept: ACCEPT } });
+        response = await fetch(url, { signal: controller.signal, redirect, headers: { accept: ACCEPT } });
       } catch (err) {
+        if (err instanceof OutboundRefused) throw new DidResolutionError('refused', did, `not fetched: ${err.message}`, { cause: err });
         throw failed(err, 'fetch');
       }
       const { status } = response;

@@ -15,6 +15,7 @@
 // or more labels, so `*.bsky.social` shares one bucket).
 import { promises as dns } from 'node:dns';
 import { httpGet, HttpGetError, type FetchLike } from './http-get.ts';
+import { outbound, type Outbound } from '../outbound/guarded-fetch.ts';
 import type { HostGate, Outcome, Verdict } from './host-gate.ts';
 import { LruCache } from './lru-cache.ts';
 
@@ -33,7 +34,10 @@ export type ResolveTxt = (name: string) => Promise<string[][]>;
 export interface HandleResolverOptions {
   /** trusted XRPC service (HANDLE_RESOLVER_URL); null: DNS then HTTPS well-known */
   resolverUrl?: string | null;
+  /** for the trusted service (default: globalThis.fetch) */
   fetch?: FetchLike;
+  /** for https://<handle>/.well-known/atproto-did, a host a stranger names (default: the guarded client) */
+  strangers?: Outbound;
   resolveTxt?: ResolveTxt;
   /** per lookup step (default 5000) */
   timeoutMs?: number;
@@ -89,6 +93,7 @@ const httpVerdict = (outcome: Outcome<{ status: number }>): Verdict => {
 export class HandleResolver {
   readonly #resolverUrl: string | null;
   readonly #fetch: FetchLike;
+  readonly #strangers: Outbound;
   readonly #resolveTxt: ResolveTxt;
   readonly #timeoutMs: number;
   readonly #gate: HostGate | null;
@@ -97,6 +102,7 @@ export class HandleResolver {
   constructor(options: HandleResolverOptions = {}) {
     this.#resolverUrl = options.resolverUrl ? options.resolverUrl.replace(/\/+$/, '') : null;
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#strangers = options.strangers ?? outbound();
     this.#resolveTxt = options.resolveTxt ?? ((name) => dns.resolveTxt(name));
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#gate = options.gate ?? null;
@@ -131,7 +137,7 @@ export class HandleResolver {
     const url = `${this.#resolverUrl}/xrpc/com.atproto.identity.resolveHandle?handle=${encodeURIComponent(handle)}`;
     let result: { status: number; text: string };
     try {
-      result = await this.#get(new URL(url).host, url, signal);
+      result = await this.#get(new URL(url).host, url, signal, this.#fetch);
     } catch (err) {
       throw new HandleResolutionError(handle, 'handle resolver did not answer', { cause: err });
     }
@@ -178,10 +184,11 @@ export class HandleResolver {
   async #httpStep(handle: string, signal: AbortSignal | undefined): Promise<StepAnswer> {
     let result: { status: number; text: string };
     try {
-      result = await this.#get(wellKnownHostKey(handle), `https://${handle}/.well-known/atproto-did`, signal);
+      result = await this.#get(wellKnownHostKey(handle), `https://${handle}/.well-known/atproto-did`, signal, this.#strangers.fetch);
     } catch (err) {
       if (err instanceof HttpGetError && err.reason === 'aborted') throw err;
-      if (err instanceof HttpGetError && err.reason === 'too-large') return { kind: 'none' };
+      // too large, or a host the guarded client will not reach: the handle does not resolve there
+      if (err instanceof HttpGetError && (err.reason === 'too-large' || err.reason === 'refused')) return { kind: 'none' };
       return { kind: 'error', error: err };
     }
     if (result.status >= 500 || result.status === 429) return { kind: 'error', error: new Error(`HTTP ${result.status}`) };
@@ -190,10 +197,10 @@ export class HandleResolver {
     return isDid(did) ? { kind: 'did', did } : { kind: 'none' };
   }
 
-  #get(hostKey: string, url: string, signal: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+  #get(hostKey: string, url: string, signal: AbortSignal | undefined, fetch: FetchLike): Promise<{ status: number; text: string }> {
     const get = () =>
       httpGet(url, {
-        fetch: this.#fetch,
+        fetch,
         timeoutMs: this.#timeoutMs,
         maxBytes: MAX_BODY_BYTES,
         ...(signal ? { signal } : {}),

@@ -5,12 +5,13 @@
 // and body) or as soon as `signal` aborts; reads at most `maxBytes`; a response of any status is
 // returned as `{ status, text }` (the body is read only for 2xx and 4xx, which callers interpret);
 // everything else rejects with an HttpGetError whose `reason` is fixed: 'timeout', 'aborted',
-// 'network' or 'too-large'.
+// 'network', 'too-large', or 'refused' (the guarded client, src/outbound, would not go there).
 import { ReasonError } from '../lib/reason-error.ts';
+import { OutboundRefused } from '../outbound/guarded-fetch.ts';
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
-export type HttpGetErrorReason = 'timeout' | 'aborted' | 'network' | 'too-large';
+export type HttpGetErrorReason = 'timeout' | 'aborted' | 'network' | 'too-large' | 'refused';
 
 export class HttpGetError extends ReasonError<HttpGetErrorReason> {
   override readonly name = 'HttpGetError';
@@ -72,6 +73,7 @@ export const httpGet = async (url: string, options: HttpGetOptions): Promise<Htt
   const onAbort = (): void => controller.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const failed = (err: unknown, what: string): HttpGetError => {
+    if (err instanceof OutboundRefused) return new HttpGetError('refused', `${what}: ${err.message}`, { cause: err });
     if (options.signal?.aborted) return new HttpGetError('aborted', `${what}: aborted`, { cause: err });
     if (controller.signal.aborted) {
       return new HttpGetError('timeout', `${what}: timed out after ${options.timeoutMs} ms`, { cause: err });
@@ -103,10 +105,4 @@ export const httpGet = async (url: string, options: HttpGetOptions): Promise<Htt
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
   }
-};
-
-/** http is accepted only for loopback hosts (tests, local setups); everything else is https. */
-export const isLoopbackHost = (host: string): boolean => {
-  const name = host.toLowerCase();
-  return name === 'localhost' || name === '127.0.0.1' || name === '[::1]' || name.endsWith('.localhost');
 };

@@ -44,6 +44,7 @@ import {
   type IdentityJob,
 } from './identity-store.ts';
 import { ProfileFetcher, ProfileFetchError, type ProfileResult } from './profile-fetcher.ts';
+import { outbound, type Outbound } from '../outbound/guarded-fetch.ts';
 import { HostRateLimiter } from './rate-limiter.ts';
 
 export const IDENTITY_DEFAULTS = Object.freeze({
@@ -90,8 +91,10 @@ export interface IdentityWorkerOptions {
   sweepIntervalMs?: number;
   sweepBatch?: number;
   breaker?: CircuitBreakerOptions;
-  /** injectable for tests */
+  /** for the PLC directory and HANDLE_RESOLVER_URL (injectable for tests) */
   fetch?: FetchLike;
+  /** the guarded client for PDSes, did:web and handle hosts (default: no private hosts) */
+  strangers?: Outbound;
   resolveTxt?: ResolveTxt;
   now?: () => number;
   random?: () => number;
@@ -211,18 +214,18 @@ export class IdentityWorker {
     const rates = new Map([[this.#plcHost, options.plcRateLimit ?? d.plcRateLimit]]);
     const limiter = new HostRateLimiter({ defaultRate: options.hostRateLimit ?? d.hostRateLimit, rates, now: this.#now });
     this.#gate = new HostGate(limiter, new CircuitBreakers({ ...options.breaker, now: this.#now }));
-    this.#dids = new DidResolver({ plcUrl: options.plcUrl, fetch, timeoutMs, now: this.#now });
+    const strangers = options.strangers ?? outbound();
+    this.#dids = new DidResolver({ plcUrl: options.plcUrl, fetch, strangers, timeoutMs, now: this.#now });
     this.#handles = new HandleResolver({
       resolverUrl: options.handleResolverUrl,
       fetch,
+      strangers,
       timeoutMs,
       gate: this.#gate,
       now: this.#now,
       ...(options.resolveTxt ? { resolveTxt: options.resolveTxt } : {}),
     });
-    // a PLC directory on plain http means a test or local network: its PDSes may be http too
-    const allowHttp = new URL(options.plcUrl).protocol === 'http:';
-    this.#profiles = new ProfileFetcher({ fetch, timeoutMs, gate: this.#gate, allowHttp });
+    this.#profiles = new ProfileFetcher({ strangers, timeoutMs, gate: this.#gate });
   }
 
   get stats(): IdentityWorkerStats {

@@ -8,12 +8,14 @@
 // stores, CID links as {"$link"}), 'absent' (any 4xx but 429: no record, no repo, deactivated,
 // taken down) or 'invalid' (a 200 whose body is not a profile of this DID, too large, or an
 // endpoint we refuse); transient trouble (5xx, 429, timeout, network, open circuit) rejects, so
-// the caller retries later. Plain http is refused unless the PDS host is loopback or `allowHttp`.
+// the caller retries later. The PDS is fetched through the guarded client (src/outbound): an
+// endpoint on a private address, or on plain http outside ALLOW_PRIVATE_HOSTS, is 'invalid'.
 import { fromString as parseCid } from '@atcute/cid';
 import { isDataModelRecord } from '../lib/data-model.ts';
 import { parseRecord } from '../pipeline/collections.ts';
 import type { HostGate, Outcome, Verdict } from './host-gate.ts';
-import { httpGet, HttpGetError, isLoopbackHost, type FetchLike, type HttpGetResult } from './http-get.ts';
+import { httpGet, HttpGetError, type HttpGetResult } from './http-get.ts';
+import { outbound, type Outbound } from '../outbound/guarded-fetch.ts';
 import { isObject } from '../lib/is-object.ts';
 
 export const PROFILE_COLLECTION = 'app.bsky.actor.profile';
@@ -34,14 +36,13 @@ export class ProfileFetchError extends Error {
 }
 
 export interface ProfileFetcherOptions {
-  fetch?: FetchLike;
+  /** the guarded client (default: no private hosts) */
+  strangers?: Outbound;
   /** whole request (default 5000) */
   timeoutMs?: number;
   /** largest accepted answer (default 128 KiB) */
   maxBytes?: number;
   gate?: HostGate;
-  /** accept plain-http PDS endpoints on any host (a test network); loopback is always accepted */
-  allowHttp?: boolean;
 }
 
 const verdict = (outcome: Outcome<HttpGetResult>): Verdict => {
@@ -52,18 +53,16 @@ const verdict = (outcome: Outcome<HttpGetResult>): Verdict => {
 };
 
 export class ProfileFetcher {
-  readonly #fetch: FetchLike;
+  readonly #strangers: Outbound;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   readonly #gate: HostGate | null;
-  readonly #allowHttp: boolean;
 
   constructor(options: ProfileFetcherOptions = {}) {
-    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#strangers = options.strangers ?? outbound();
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#maxBytes = options.maxBytes ?? 128 * 1024;
     this.#gate = options.gate ?? null;
-    this.#allowHttp = options.allowHttp ?? false;
   }
 
   async fetch(pdsEndpoint: string, did: string, signal?: AbortSignal): Promise<ProfileResult> {
@@ -73,7 +72,7 @@ export class ProfileFetcher {
     } catch {
       return { kind: 'invalid', reason: 'bad-endpoint' };
     }
-    if (base.protocol !== 'https:' && !(base.protocol === 'http:' && (this.#allowHttp || isLoopbackHost(base.hostname)))) {
+    if (base.protocol !== 'https:' && !(base.protocol === 'http:' && this.#strangers.allowsHttp(base.hostname))) {
       return { kind: 'invalid', reason: 'insecure-endpoint' };
     }
     const url = new URL('/xrpc/com.atproto.repo.getRecord', base);
@@ -83,7 +82,7 @@ export class ProfileFetcher {
     const host = base.host;
     const get = () =>
       httpGet(url.href, {
-        fetch: this.#fetch,
+        fetch: this.#strangers.fetch,
         timeoutMs: this.#timeoutMs,
         maxBytes: this.#maxBytes,
         ...(signal ? { signal } : {}),
@@ -95,6 +94,7 @@ export class ProfileFetcher {
       result = this.#gate === null ? await get() : await this.#gate.run(host, get, verdict, signal);
     } catch (err) {
       if (err instanceof HttpGetError && err.reason === 'too-large') return { kind: 'invalid', reason: 'too-large' };
+      if (err instanceof HttpGetError && err.reason === 'refused') return { kind: 'invalid', reason: 'refused-endpoint' };
       if (err instanceof HttpGetError && err.reason === 'aborted') throw err;
       throw new ProfileFetchError(host, 'profile request failed', { cause: err });
     }

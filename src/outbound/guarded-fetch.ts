@@ -127,3 +127,15 @@ function requestOnce(url: URL, init: RequestInit, lookup: LookupFunction | undef
     else request.end();
   });
 }
+
+/** What a component that fetches for strangers is given: the guarded fetch, and where plain http may go. */
+export interface Outbound {
+  readonly fetch: FetchLike;
+  /** true for the ALLOW_PRIVATE_HOSTS hosts only: everything else a stranger names is https */
+  readonly allowsHttp: (host: string) => boolean;
+}
+
+export function outbound(options: GuardedFetchOptions = {}): Outbound {
+  const allow = options.allowPrivateHosts ?? new Set<string>();
+  return { fetch: guardedFetch(options), allowsHttp: (host) => allow.has(host.toLowerCase().replace(/^\[|\]$/g, '')) };
+}

@@ -32,7 +32,8 @@ export interface Ingester {
   stop(): Promise<void>;
 }
 
-export type IngesterConfig = Pick<Config, 'relayUrl' | 'firehoseStart' | 'plcUrl' | 'plcFollowExport' | 'verifyCommits' | 'maxConcurrentOps'>;
+export type IngesterConfig = Pick<Config, 'relayUrl' | 'firehoseStart' | 'plcUrl' | 'plcFollowExport' | 'verifyCommits' | 'maxConcurrentOps'> &
+  Partial<Pick<Config, 'allowPrivateHosts'>>;
 
 export interface IngesterOptions {
   readonly idleTimeoutMs?: number;
@@ -58,7 +59,11 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
 
   const stats = new IngestStats();
   const verifier = config.verifyCommits
-    ? await WorkerVerifier.start(config.plcUrl, log, { workerUrl: options.verifyWorkerUrl, followExport: config.plcFollowExport })
+    ? await WorkerVerifier.start(config.plcUrl, log, {
+        workerUrl: options.verifyWorkerUrl,
+        followExport: config.plcFollowExport,
+        allowPrivateHosts: config.allowPrivateHosts ?? [],
+      })
     : null;
   const pipeline = new Pipeline({
     db,

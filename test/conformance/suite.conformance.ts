@@ -48,6 +48,7 @@ beforeAll(async () => {
     RELAY_URL: ref.pds.replace(/^http/, 'ws'),
     PLC_URL: ref.plc,
     HANDLE_RESOLVER_URL: ref.pds,
+    ALLOW_PRIVATE_HOSTS: '127.0.0.1,localhost',
     LOG_LEVEL: 'info',
     APPVIEW_DID: 'did:web:aqueduct.test',
   };

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 
 import { DidResolutionError, DidResolver, type DidResolutionErrorReason } from '../../src/identity/did-resolver.ts';
+import { testStrangers } from '../support/strangers.ts';
 
 const KEY = 'zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc';
 const plc = (n: number | string): string => `did:plc:${String(n).padStart(24, 'a')}`;
@@ -110,11 +111,18 @@ describe('DidResolver', () => {
     });
   });
 
-  test('resolves a did:web document over http for localhost, port as %3A', async () => {
-    const resolver = new DidResolver({ plcUrl });
+  test('resolves a did:web document over http for ALLOW_PRIVATE_HOSTS, port as %3A', async () => {
+    const resolver = new DidResolver({ plcUrl, strangers: testStrangers() });
     const did = `did:web:localhost%3A${port}`;
     expect(await resolver.resolve(did)).toMatchObject({ did, handle: 'web.test' });
     expect(await reasonOf(resolver.resolve(`did:web:127.0.0.1%3A${port}`))).toBe('not-found');
+  });
+
+  test('a did:web host on a private address is refused without a request, and the refusal is kept', async () => {
+    const resolver = new DidResolver({ plcUrl });
+    for (const did of [`did:web:localhost%3A${port}`, `did:web:127.0.0.1%3A${port}`, 'did:web:169.254.169.254', 'did:web:2130706433']) {
+      expect([did, await reasonOf(resolver.resolve(did))]).toEqual([did, 'refused']);
+    }
   });
 
   test('caches answers: a second resolve makes no request', async () => {

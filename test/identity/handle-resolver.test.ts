@@ -5,6 +5,7 @@ import { HandleResolutionError, HandleResolver, normalizeHandle, wellKnownHostKe
 import { HostGate } from '../../src/identity/host-gate.ts';
 import type { FetchLike } from '../../src/identity/http-get.ts';
 import { HostRateLimiter } from '../../src/identity/rate-limiter.ts';
+import { testStrangers } from '../support/strangers.ts';
 
 const ALICE = 'did:plc:aliceaaaaaaaaaaaaaaaaaaa';
 const BOB = 'did:plc:bobaaaaaaaaaaaaaaaaaaaaa';
@@ -85,7 +86,7 @@ const mappedFetch: FetchLike = (input, init) => {
   return fetch(`http://127.0.0.1:${stub.port}${url.pathname}${url.search}`, { ...init, headers });
 };
 
-const direct = () => new HandleResolver({ fetch: mappedFetch, resolveTxt, timeoutMs: 2000 });
+const direct = () => new HandleResolver({ strangers: testStrangers(mappedFetch), resolveTxt, timeoutMs: 2000 });
 
 describe('normalizeHandle', () => {
   test.each([
@@ -147,7 +148,7 @@ describe('HandleResolver, DNS then HTTPS', () => {
   });
 
   test('a hanging DNS lookup is bounded by the timeout', async () => {
-    const resolver = new HandleResolver({ fetch: mappedFetch, resolveTxt: () => new Promise(() => {}), timeoutMs: 50 });
+    const resolver = new HandleResolver({ strangers: testStrangers(mappedFetch), resolveTxt: () => new Promise(() => {}), timeoutMs: 50 });
     expect(await resolver.resolve('http.test')).toBe(BOB);
   });
 
@@ -171,7 +172,7 @@ describe('HandleResolver, DNS then HTTPS', () => {
 
   test('well-known hosts of one parent domain share a breaker through the gate', async () => {
     const gate = new HostGate(new HostRateLimiter({ defaultRate: 1000 }), new CircuitBreakers({ failureThreshold: 1, cooldownMs: 60_000 }));
-    const resolver = new HandleResolver({ fetch: mappedFetch, resolveTxt, gate });
+    const resolver = new HandleResolver({ strangers: testStrangers(mappedFetch), resolveTxt, gate });
     expect(await resolver.resolve('a.group.test')).toBeNull(); // 500: the group's circuit opens
     const before = httpCalls.length;
     expect(await resolver.resolve('b.group.test')).toBeNull(); // refused without a request

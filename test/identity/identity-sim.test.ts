@@ -8,6 +8,7 @@ import { cidString } from '../../src/sim/block.ts';
 import { startSimulator, type Simulator } from '../../src/sim/server.ts';
 import { enqueueIdentity } from '../support/identity-queue.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
+import { testStrangers } from '../support/strangers.ts';
 
 let sim: Simulator;
 let database: MigratedDatabase;
@@ -46,6 +47,7 @@ test('simulated accounts get their handle and profile; a rename arrives through 
     log: silentLogger,
     plcUrl: sim.url,
     handleResolverUrl: sim.url,
+    strangers: testStrangers(),
     maxConcurrent: 4,
     pollMs: 10,
     statsIntervalMs: 20,

@@ -6,6 +6,7 @@ import { IdentityWorker, type IdentityWorkerOptions } from '../../src/identity/i
 import { silentLogger } from '../../src/log.ts';
 import { enqueueIdentity } from '../support/identity-queue.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
+import { testStrangers } from '../support/strangers.ts';
 
 // ---- a PLC directory and a PDS (which also answers resolveHandle), on two ports ----
 
@@ -196,6 +197,7 @@ const withWorker = async <T>(options: Partial<IdentityWorkerOptions>, body: (wor
     log: silentLogger,
     plcUrl: `http://127.0.0.1:${plc.port}`,
     handleResolverUrl: pdsUrl(),
+    strangers: testStrangers(),
     maxConcurrent: 8,
     ...FAST,
     ...options,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 
 import { ProfileFetcher, ProfileFetchError, readAnswer } from '../../src/identity/profile-fetcher.ts';
 import { imageUrl, imageUrlTemplateProblem, profileFields, DEFAULT_IMAGE_URL_TEMPLATE } from '../../src/identity/profile-view.ts';
+import { testStrangers } from '../support/strangers.ts';
 
 const DID = 'did:plc:aliceaaaaaaaaaaaaaaaaaaa';
 const CID = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';
@@ -75,7 +76,7 @@ describe('ProfileFetcher', () => {
   const pds = () => `http://localhost:${server.port}`;
 
   test('found, absent, invalid, transient', async () => {
-    const fetcher = new ProfileFetcher({ timeoutMs: 200 });
+    const fetcher = new ProfileFetcher({ timeoutMs: 200, strangers: testStrangers() });
     mode = 'ok';
     expect((await fetcher.fetch(pds(), DID)).kind).toBe('found');
     mode = 'missing';
@@ -88,10 +89,14 @@ describe('ProfileFetcher', () => {
     await expect(fetcher.fetch(pds(), DID)).rejects.toBeInstanceOf(ProfileFetchError);
   });
 
-  test('plain http only for loopback hosts unless allowed', async () => {
+  test('plain http only to ALLOW_PRIVATE_HOSTS; a private address is refused, never dialed', async () => {
     const fetcher = new ProfileFetcher({ timeoutMs: 200 });
     expect(await fetcher.fetch('http://pds.example.com', DID)).toEqual({ kind: 'invalid', reason: 'insecure-endpoint' });
     expect(await fetcher.fetch('ftp://pds.example.com', DID)).toEqual({ kind: 'invalid', reason: 'insecure-endpoint' });
+    // the test server itself, by a name that the guard does not let through
+    expect(await fetcher.fetch(pds(), DID)).toEqual({ kind: 'invalid', reason: 'insecure-endpoint' });
+    expect(await fetcher.fetch(`https://127.0.0.1:${server.port}`, DID)).toEqual({ kind: 'invalid', reason: 'refused-endpoint' });
+    expect(await fetcher.fetch('https://[::ffff:169.254.169.254]', DID)).toEqual({ kind: 'invalid', reason: 'refused-endpoint' });
   });
 });
 

@@ -24,7 +24,8 @@ export function cleanEnv(extra: Record<string, string>): Record<string, string> 
     if (value === undefined || key === 'DATABASE_URL' || key === 'TEST_DATABASE_URL' || key.startsWith('AQUEDUCT_')) continue;
     env[key] = value;
   }
-  return { ...env, LOG_LEVEL: 'info', FIREHOSE_ENABLED: 'false', ...extra };
+  // the simulator and test servers listen on loopback, which strangers' URLs may not name otherwise
+  return { ...env, LOG_LEVEL: 'info', FIREHOSE_ENABLED: 'false', ALLOW_PRIVATE_HOSTS: '127.0.0.1,localhost', ...extra };
 }
 
 /** Where and as whom the process runs (default: the checkout, as the test's own user). */

@@ -15,6 +15,7 @@ import {
 } from '@atcute/bluesky';
 import type { Server } from 'bun';
 import { APPVIEW_DID, expectValid, firstRow, get, indexedNetwork, query, xrpcApp, type IndexedNetwork } from './fixture.ts';
+import { testStrangers } from '../support/strangers.ts';
 
 type Body = Record<string, any>;
 
@@ -22,6 +23,7 @@ let net: IndexedNetwork;
 let feedServer: Server<undefined>;
 let skeleton: { feed: Array<{ post: string }>; cursor?: string } = { feed: [] };
 let skeletonAuth: string | null = null;
+let feedRequests = 0;
 
 beforeAll(async () => {
   net = await indexedNetwork('xauth', { seed: 9, accounts: 50, commits: 4000 });
@@ -29,6 +31,7 @@ beforeAll(async () => {
     port: 0,
     hostname: '127.0.0.1',
     fetch(request) {
+      feedRequests++;
       const url = new URL(request.url);
       if (url.pathname === '/.well-known/did.json') {
         return Response.json({
@@ -45,7 +48,7 @@ beforeAll(async () => {
   });
   // feeds.sim.test (the simulated generators' service DID) is this stub
   net.app = xrpcApp(net.db, net.sim.url, {
-    fetch: (input, init) => globalThis.fetch(input.replace('https://feeds.sim.test', `http://127.0.0.1:${feedServer.port}`), init),
+    strangers: testStrangers((input, init) => globalThis.fetch(input.replace(/^https?:\/\/feeds\.sim\.test/, `http://127.0.0.1:${feedServer.port}`), init)),
   });
 });
 afterAll(async () => {
@@ -198,5 +201,23 @@ describe('service auth', () => {
     expect((await get(net.app, query('app.bsky.feed.getFeed', { feed: `at://${gen.did}/app.bsky.feed.generator/nope` }))).body.error).toBe('UnknownFeed');
     const online = await get(net.app, query('app.bsky.feed.getFeedGenerator', { feed: feedUri }));
     expect(online.body.isOnline).toBe(true);
+  });
+
+  test('a feed generator record naming a loopback did:web: nothing is fetched, one generic error', async () => {
+    const gen = await firstRow(net.db, `select a.did, g.rkey, g.record from feed_generators g join actors a on a.id = g.author_id and a.status is null order by a.did, g.rkey limit 1`);
+    const hostile = `did:web:127.0.0.1%3A${feedServer.port}`;
+    await net.db.run((sql) => sql`update feed_generators set record = jsonb_set(record, '{did}', to_jsonb(${hostile}::text)) where rkey = ${gen.rkey as string}`);
+    try {
+      // the app as production builds it: no private hosts allowed
+      const production = xrpcApp(net.db, net.sim.url);
+      const before = feedRequests;
+      const answer = await get(production, query('app.bsky.feed.getFeed', { feed: `at://${gen.did}/app.bsky.feed.generator/${gen.rkey}` }));
+      expect(answer.status).toBe(400);
+      expect(answer.body.error).toBe('UnknownFeed');
+      expect(JSON.stringify(answer.body)).not.toContain('127.0.0.1');
+      expect(feedRequests).toBe(before);
+    } finally {
+      await net.db.run((sql) => sql`update feed_generators set record = ${gen.record as object} where rkey = ${gen.rkey as string}`);
+    }
   });
 });

@@ -2,8 +2,9 @@
  * Feed generators: where a feed's service lives, and its skeleton.
  *
  * `serviceEndpoint(did)` reads the `#bsky_fg` service of the generator's DID document (did:plc
- * from the PLC directory, did:web from its host; plain http only for loopback hosts), cached for
- * ten minutes. `getSkeleton` calls `app.bsky.feed.getFeedSkeleton` there with a time and size
+ * from the PLC directory, did:web from its host), cached for ten minutes. Everything a generator's
+ * DID names (its did:web host, its service) is reached through the guarded client (src/outbound:
+ * no private addresses; plain http only to ALLOW_PRIVATE_HOSTS). `getSkeleton` calls `app.bsky.feed.getFeedSkeleton` there with a time and size
  * budget, passes the caller's authorization through (the PDS minted it for the generator), and
  * validates the answer against the lexicon. Every failure is an `XrpcError`: 400 `UnknownFeed`
  * when the generator cannot be found, 502 `UpstreamFailure` when it answers badly or not at all.
@@ -11,13 +12,17 @@
 import { AppBskyFeedGetFeedSkeleton } from '@atcute/bluesky';
 import { safeParse } from '@atcute/lexicons/validations';
 import { PLC_DID, WEB_DID } from '../../identity/did-resolver.ts';
-import { httpGet, isLoopbackHost, type FetchLike } from '../../identity/http-get.ts';
+import { httpGet, type FetchLike } from '../../identity/http-get.ts';
+import { outbound, type Outbound } from '../../outbound/guarded-fetch.ts';
 import { LruCache } from '../../identity/lru-cache.ts';
 import { XrpcError } from '../errors.ts';
 
 export interface FeedGeneratorClientOptions {
   readonly plcUrl: string;
+  /** for the PLC directory (default: globalThis.fetch) */
   readonly fetch?: FetchLike;
+  /** for what generators name (default: the guarded client, no private hosts) */
+  readonly strangers?: Outbound;
   readonly timeoutMs?: number;
 }
 
@@ -39,12 +44,14 @@ const MAX_SKELETON_BYTES = 1024 * 1024;
 export class FeedGeneratorClient {
   readonly #plcUrl: string;
   readonly #fetch: FetchLike;
+  readonly #strangers: Outbound;
   readonly #timeoutMs: number;
   readonly #endpoints = new LruCache<string, string | null>({ maxEntries: 10_000, ttlMs: 10 * 60_000 });
 
   constructor(options: FeedGeneratorClientOptions) {
     this.#plcUrl = options.plcUrl.replace(/\/+$/, '');
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#strangers = options.strangers ?? outbound();
     this.#timeoutMs = options.timeoutMs ?? 5_000;
   }
 
@@ -52,12 +59,12 @@ export class FeedGeneratorClient {
   async serviceEndpoint(did: string): Promise<string | null> {
     const cached = this.#endpoints.get(did);
     if (cached !== undefined) return cached;
-    const url = this.#documentUrl(did);
-    if (url === null) return null;
+    const document = this.#documentUrl(did);
+    if (document === null) return null;
     let endpoint: string | null = null;
     try {
-      const { status, text } = await httpGet(url, { fetch: this.#fetch, timeoutMs: this.#timeoutMs, maxBytes: MAX_DOCUMENT_BYTES, redirect: 'manual' });
-      if (status === 200) endpoint = readFeedService(JSON.parse(text), did);
+      const { status, text } = await httpGet(document.url, { fetch: document.fetch, timeoutMs: this.#timeoutMs, maxBytes: MAX_DOCUMENT_BYTES, redirect: 'manual' });
+      if (status === 200) endpoint = readFeedService(JSON.parse(text), did, this.#strangers.allowsHttp);
     } catch {
       return null; // transient: not cached
     }
@@ -72,7 +79,8 @@ export class FeedGeneratorClient {
     authorization: string | null,
   ): Promise<Skeleton> {
     const endpoint = await this.serviceEndpoint(generatorDid);
-    if (endpoint === null) throw new XrpcError(400, 'UnknownFeed', `could not resolve the feed generator service: ${generatorDid}`);
+    // one reason for every failure: the detail would tell a stranger what the server can reach
+    if (endpoint === null) throw new XrpcError(400, 'UnknownFeed', 'could not resolve the feed generator service');
     const url = new URL('/xrpc/app.bsky.feed.getFeedSkeleton', endpoint);
     url.searchParams.set('feed', feedUri);
     url.searchParams.set('limit', String(params.limit));
@@ -80,7 +88,7 @@ export class FeedGeneratorClient {
     let answer: { status: number; text: string };
     try {
       answer = await httpGet(url.href, {
-        fetch: this.#fetch,
+        fetch: this.#strangers.fetch,
         timeoutMs: this.#timeoutMs,
         maxBytes: MAX_SKELETON_BYTES,
         headers: authorization ? { authorization } : {},
@@ -110,17 +118,18 @@ export class FeedGeneratorClient {
     return parsed.value.cursor !== undefined ? { items, cursor: parsed.value.cursor } : { items };
   }
 
-  #documentUrl(did: string): string | null {
-    if (PLC_DID.test(did)) return `${this.#plcUrl}/${did}`;
+  /** The PLC directory is the operator's; a did:web host is a stranger's, reached through the guard. */
+  #documentUrl(did: string): { url: string; fetch: FetchLike } | null {
+    if (PLC_DID.test(did)) return { url: `${this.#plcUrl}/${did}`, fetch: this.#fetch };
     const web = WEB_DID.exec(did);
     if (!web) return null;
     const host = web[1]!.toLowerCase();
     const authority = web[2] === undefined ? host : `${host}:${web[2]}`;
-    return `${isLoopbackHost(host) ? 'http' : 'https'}://${authority}/.well-known/did.json`;
+    return { url: `${this.#strangers.allowsHttp(host) ? 'http' : 'https'}://${authority}/.well-known/did.json`, fetch: this.#strangers.fetch };
   }
 }
 
-function readFeedService(doc: unknown, did: string): string | null {
+function readFeedService(doc: unknown, did: string, allowsHttp: (host: string) => boolean): string | null {
   if (typeof doc !== 'object' || doc === null) return null;
   const services = (doc as { service?: unknown }).service;
   if (!Array.isArray(services)) return null;
@@ -130,7 +139,7 @@ function readFeedService(doc: unknown, did: string): string | null {
     if ((id === '#bsky_fg' || id === `${did}#bsky_fg`) && type === 'BskyFeedGenerator' && typeof serviceEndpoint === 'string') {
       try {
         const url = new URL(serviceEndpoint);
-        if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))) return url.origin;
+        if (url.protocol === 'https:' || (url.protocol === 'http:' && allowsHttp(url.hostname))) return url.origin;
       } catch {
         return null;
       }

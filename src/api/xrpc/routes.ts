@@ -13,6 +13,7 @@ import { DidResolver } from '../../identity/did-resolver.ts';
 import type { FetchLike } from '../../identity/http-get.ts';
 import type { Logger } from '../../log.ts';
 import { isNsid } from '../../lib/syntax.ts';
+import type { Outbound } from '../../outbound/guarded-fetch.ts';
 import { XrpcError } from '../errors.ts';
 import { AppView } from './app-view.ts';
 import { ServiceAuth, type KeyResolver } from './auth.ts';
@@ -31,14 +32,17 @@ export interface XrpcOptions {
   readonly videoUrlTemplate: string;
   /** DID documents of token issuers; default: a DidResolver on `plcUrl` */
   readonly keyResolver?: KeyResolver;
-  /** for feed generators' DID documents and skeletons (tests) */
+  /** for the PLC directory (tests) */
   readonly fetch?: FetchLike;
+  /** the guarded client for what strangers name: feed generators, token issuers' did:web (default: no private hosts) */
+  readonly strangers?: Outbound;
   readonly version?: string;
 }
 
 export function xrpcRoutes(options: XrpcOptions) {
   const version = options.version ?? '0.1.0';
-  const feedGenerators = new FeedGeneratorClient(options.fetch ? { plcUrl: options.plcUrl, fetch: options.fetch } : { plcUrl: options.plcUrl });
+  const clients = { plcUrl: options.plcUrl, ...(options.fetch ? { fetch: options.fetch } : {}), ...(options.strangers ? { strangers: options.strangers } : {}) };
+  const feedGenerators = new FeedGeneratorClient(clients);
   const app = new AppView({
     db: options.db,
     feedGenerators,
@@ -47,7 +51,7 @@ export function xrpcRoutes(options: XrpcOptions) {
   });
   const auth = new ServiceAuth({
     audience: options.appviewDid,
-    resolver: options.keyResolver ?? new DidResolver(options.fetch ? { plcUrl: options.plcUrl, fetch: options.fetch } : { plcUrl: options.plcUrl }),
+    resolver: options.keyResolver ?? new DidResolver(clients),
     clockSkewSeconds: 5,
   });
   const methods = methodTable(app);
