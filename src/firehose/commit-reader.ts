@@ -47,6 +47,8 @@ export interface ReadCommitResult {
   commit: SignedCommit;
   /** decoded records of the create/update ops, by CID string */
   records: Map<string, unknown>;
+  /** the CAR slice's blocks by CID, for the commit's proof (commit-proof.ts) */
+  blocks: CarIndex;
 }
 
 export interface ReadCommitOptions {
@@ -164,7 +166,7 @@ export const readCommit = (frame: CommitInput, options: ReadCommitOptions = {}):
   const commitBytes = blocks.bytesOf(commitBlock);
   if (verifyHashes) checkHash(frame.commit, blocks, commitBlock, commitBytes);
   const commit = readSignedCommit(frame, commitBytes);
-  return { commit, records: readOpRecords(frame, blocks, verifyHashes) };
+  return { commit, records: readOpRecords(frame, blocks, verifyHashes), blocks };
 };
 
 /**

@@ -28,6 +28,8 @@ export interface RepoOp {
   rkey: string;
   /** new record CID (base32 string) for create/update; null for delete */
   cid: string | null;
+  /** the same CID as bytes (a view into the frame), set by the decoder; null for delete */
+  cidBytes?: Uint8Array | null;
   /** previous record CID (binary in `.bytes`, base32 `$link` made when asked), present only when the relay sent it (sync v1.1) */
   prev?: CidLinkWrapper | null;
 }
@@ -43,6 +45,8 @@ export interface CommitFrame {
   /** CAR slice; a view into the frame bytes */
   blocks: Uint8Array;
   ops: RepoOp[];
+  /** MST root before the commit (sync v1.1); null when the relay did not send it */
+  prevData: CidLinkWrapper | null;
   time: string;
   tooBig: boolean;
   rebase: boolean;
@@ -186,7 +190,6 @@ const cidLink = (value: unknown, field: string): CidLinkWrapper => {
   return value;
 };
 
-const cidString = (value: unknown, field: string): string => cidLink(value, field).$link;
 
 const readOp = (value: unknown): RepoOp => {
   if (!isMap(value)) throw fieldError('ops[]', 'a map');
@@ -205,14 +208,14 @@ const readOp = (value: unknown): RepoOp => {
   if (!RKEY_RE.test(rkey) || rkey === '.' || rkey === '..') {
     throw fieldError('ops[].path', 'collection/rkey with a valid record key');
   }
-  let cid: string | null;
+  let link: CidLinkWrapper | null;
   if (action === 'delete') {
     if (value.cid !== null && value.cid !== undefined) throw fieldError('ops[].cid', 'null for a delete');
-    cid = null;
+    link = null;
   } else {
-    cid = cidString(value.cid, 'ops[].cid');
+    link = cidLink(value.cid, 'ops[].cid');
   }
-  const op: RepoOp = { action, collection, rkey, cid };
+  const op: RepoOp = { action, collection, rkey, cid: link === null ? null : link.$link, cidBytes: link === null ? null : link.bytes };
   const prev = value.prev;
   if (prev !== undefined) op.prev = prev === null ? null : cidLink(prev, 'ops[].prev');
   return op;
@@ -238,6 +241,7 @@ const readCommit = (body: CborMap): CommitFrame => {
     commit: cidLink(body.commit, 'commit'),
     blocks: readBytes(body, 'blocks'),
     ops,
+    prevData: body.prevData === undefined || body.prevData === null ? null : cidLink(body.prevData, 'prevData'),
     time: readTime(body),
     tooBig: readFlag(body, 'tooBig'),
     rebase: readFlag(body, 'rebase'),

@@ -15,6 +15,12 @@
  * commit in line. A repo's first commit (no `since`) says the repo is new: its key is about to
  * come in the PLC directory's export, which the verifier may wait for instead of fetching.
  *
+ * The commit's proof (Sync 1.1, commit-proof.ts): with verification on, the ops must be exactly
+ * what turns the tree at `prevData` into the signed tree (undone, they lead back to it); a commit
+ * whose ops and tree disagree is rejected as 'proof-<reason>'. A commit without `prevData` (a
+ * relay or PDS before Sync 1.1) has its ops checked against the new tree only, and is counted as
+ * unproven. The proof runs while the signature check waits on the verification worker.
+ *
  * The revision guard: a commit whose rev is not above the last rev indexed for its repo is stale
  * (a replay from another relay or an older cursor) and skipped as 'stale-rev'. The last rev is
  * recorded only after the commit verified, so a forged commit cannot fence off the real ones;
@@ -22,7 +28,8 @@
  * shared with the prefetch record): a repo it forgot, or any replay after a restart, is still
  * harmless because every write is idempotent.
  */
-import { CommitReadError, readCommit, readRecords } from '../firehose/commit-reader.ts';
+import { CommitReadError, readCommit, readRecords, type ReadCommitResult } from '../firehose/commit-reader.ts';
+import { CommitProofError, proveCommit, type CommitProof } from '../firehose/commit-proof.ts';
 import type { Frame } from '../firehose/frame-decoder.ts';
 import type { CommitVerifier } from '../firehose/verifier.ts';
 import { parseRecord, tableOf } from './collections.ts';
@@ -100,7 +107,18 @@ export class EventProcessor {
       return skipped;
     }
     if (this.#verifier && read.commit) {
-      const outcome = await this.#verifier.verify(frame.repo, read.commit.unsignedBytes, read.commit.sig);
+      const verdict = this.#verifier.verify(frame.repo, read.commit.unsignedBytes, read.commit.sig);
+      let proof: CommitProof;
+      try {
+        proof = proveFrame(frame, read as ReadCommitResult);
+      } catch (error) {
+        if (!(error instanceof CommitProofError)) throw error;
+        await verdict; // settled before the event is dropped, as every other promise is owned
+        this.#stats.reject(`proof-${error.reason}`);
+        return skipped;
+      }
+      if (proof === 'ops-only') this.#stats.unprovenCommits++;
+      const outcome = await verdict;
       if (outcome === 'bad-signature' || outcome === 'key-invalid') {
         this.#stats.reject(outcome);
         return skipped;
@@ -134,4 +152,14 @@ export class EventProcessor {
     }
     return { kind: 'commit', seq: frame.seq, time: frame.time, did: frame.repo, rev: frame.rev, ops };
   }
+}
+
+/** The frame's Sync 1.1 proof over its CAR slice (throws a CommitProofError). */
+function proveFrame(frame: Extract<Frame, { kind: 'commit' }>, read: ReadCommitResult): CommitProof {
+  return proveCommit({
+    data: read.commit.data.bytes,
+    prevData: frame.prevData?.bytes ?? null,
+    ops: frame.ops.map((op) => ({ action: op.action, path: `${op.collection}/${op.rkey}`, cid: op.cidBytes ?? null, prev: op.prev?.bytes ?? null })),
+    blocks: read.blocks,
+  });
 }

@@ -20,6 +20,8 @@ export class IngestStats {
   readonly unknownCollections = new Map<string, number>();
   /** Commits indexed without a signature check because the key could not be fetched (yet). */
   unverifiedCommits = 0;
+  /** commits without a Sync 1.1 proof (no prevData, or an op without prev): checked forwards only */
+  unprovenCommits = 0;
   eventsCommitted = 0;
   batchesCommitted = 0;
   newActors = 0;

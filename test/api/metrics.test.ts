@@ -294,6 +294,7 @@ describe('metrics with hand-made services over a real database', () => {
       batchesCommitted: 70,
       newActors: 70,
       unverifiedCommits: 4,
+      unprovenCommits: 0,
       plcExport: PLC_EXPORT,
       unusableSigningKeys: { 'legacy-secp256k1:bad-point': 2 },
       batchWriteErrors: 1,

@@ -55,6 +55,7 @@ describe('ingestion from the simulator', () => {
 
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     expect(Object.fromEntries(ingester.stats.rejectedByReason)).toEqual({});
+    expect(ingester.stats.unprovenCommits).toBe(0); // every commit proven (Sync 1.1)
     for (const [collection, count] of Object.entries(truth.records)) expect([collection, count > 0]).toEqual([collection, true]);
     const [cursor] = await db.run((sql) => sql`select seq from firehose_cursor`);
     expect(cursor?.seq).toBe(truth.lastSeq);

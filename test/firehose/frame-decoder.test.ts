@@ -37,7 +37,9 @@ describe('decodeFrame: valid frames', () => {
   test('#commit', () => {
     const frame = decodeFrame(built.frame);
     if (frame.kind !== 'commit') throw new Error('expected a commit');
-    expect({ ...frame, commit: frame.commit.$link }).toEqual({
+    const hex = (bytes: Uint8Array | null | undefined) => (bytes ? Buffer.from(bytes).toString('hex') : bytes);
+    const ops = frame.ops.map(({ cidBytes, ...op }) => ({ ...op, cidBytes: hex(cidBytes) }));
+    expect({ ...frame, commit: frame.commit.$link, ops }).toEqual({
       kind: 'commit',
       seq: 42,
       repo: DID,
@@ -46,8 +48,9 @@ describe('decodeFrame: valid frames', () => {
       commit: cidString(built.commitBlock.cid),
       blocks: (built.body.blocks as { buf: Uint8Array }).buf,
       ops: [
-        { action: 'create', collection: 'app.bsky.feed.post', rkey: REV, cid: cidString(built.recordBlocks[0]!.cid) },
+        { action: 'create', collection: 'app.bsky.feed.post', rkey: REV, cid: cidString(built.recordBlocks[0]!.cid), cidBytes: hex(built.recordBlocks[0]!.cid.bytes) },
       ],
+      prevData: null,
       time: TIME,
       tooBig: false,
       rebase: false,
@@ -78,10 +81,10 @@ describe('decodeFrame: valid frames', () => {
     );
     if (frame.kind !== 'commit') throw new Error('expected a commit');
     expect(frame.since).toBe('3kdgkpd4rv22b');
-    expect(frame.ops.map((op) => (op.prev ? { ...op, prev: op.prev.$link } : op))).toEqual([
-      { action: 'delete', collection: 'app.bsky.feed.like', rkey: '3kabc', cid: null },
-      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit.$link, prev: frame.commit.$link },
-      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit.$link, prev: null },
+    expect(frame.ops.map(({ cidBytes, ...op }) => ({ ...(op.prev ? { ...op, prev: op.prev.$link } : op), bytes: cidBytes?.length ?? null }))).toEqual([
+      { action: 'delete', collection: 'app.bsky.feed.like', rkey: '3kabc', cid: null, bytes: null },
+      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit.$link, prev: frame.commit.$link, bytes: 36 },
+      { action: 'update', collection: 'app.bsky.actor.profile', rkey: 'self', cid: frame.commit.$link, prev: null, bytes: 36 },
     ]);
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import * as CBOR from '@atcute/cbor';
 import { toBytes } from '@atcute/cbor';
 import { decodeFrame } from '../../src/firehose/frame-decoder.ts';
 import { SigningKeyCache, type KeyResolver } from '../../src/firehose/signing-keys.ts';
@@ -7,6 +8,8 @@ import { DidResolutionError } from '../../src/identity/did-resolver.ts';
 import { EventProcessor, type SequencedFrame } from '../../src/pipeline/event-processor.ts';
 import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
 import { buildCommit, DID, frameOf, k256Signer, post } from '../firehose/fixtures.ts';
+import { Network } from '../../src/sim/network.ts';
+import { FAULT_KINDS, type FaultRates } from '../../src/sim/workload.ts';
 
 const signer = k256Signer(5);
 const attacker = k256Signer(6);
@@ -89,5 +92,65 @@ describe('EventProcessor', () => {
     expect(await processor.process(account(1, { active: true }))).toMatchObject({ kind: 'account', status: null });
     expect(await processor.process(account(2, { active: false, status: 'takendown' }))).toMatchObject({ status: 'takendown' });
     expect(await processor.process(account(3, { active: false, status: 'something-new' }))).toMatchObject({ status: 'deactivated' });
+  });
+});
+
+describe('EventProcessor: the Sync 1.1 proof', () => {
+  // simulator commits carry prevData and every update's and delete's prev, like a current PDS
+  const network = new Network({
+    seed: 'proof',
+    accounts: 20,
+    newAccountShare: 0.1,
+    faults: Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as FaultRates,
+    identityShare: 0,
+    accountShare: 0,
+    syncShare: 0,
+    retain: Number.MAX_SAFE_INTEGER,
+    epochMs: Date.UTC(2025, 0, 1),
+    groundTruth: false,
+    keyForms: {},
+  });
+  for (let i = 0; i < 400; i++) network.step();
+  const frames: Uint8Array[] = [];
+  for (let position = network.log.start; position < network.log.end; position++) frames.push(network.log.at(position)!);
+  const keys = async (did: string) => ({ signingKey: network.directory.byDid(did)!.key.didKey });
+  const split = (bytes: Uint8Array) => {
+    const [header, rest] = CBOR.decodeFirst(bytes);
+    return { header, body: CBOR.decodeFirst(rest)[0] as Record<string, unknown> };
+  };
+  const withOps = (bytes: Uint8Array, change: (body: Record<string, unknown>) => void) => {
+    const { header, body } = split(bytes);
+    change(body);
+    return frameOf(header, body);
+  };
+  /** a commit with an update or a delete among its ops */
+  const rich = frames.find((bytes) => {
+    const ops = split(bytes).body.ops as { action: string }[] | undefined;
+    return ops !== undefined && ops.some((op) => op.action !== 'create');
+  })!;
+
+  test('every simulator commit proves: ops and tree agree, none unproven', async () => {
+    const { processor, stats } = processorWith(keys);
+    for (const bytes of frames) await processor.process(frame(bytes));
+    expect(Object.fromEntries(stats.rejectedByReason)).toEqual({});
+    expect(stats.unprovenCommits).toBe(0);
+  });
+
+  test.each([
+    ['an op left out', (body: Record<string, unknown>) => (body.ops as unknown[]).pop(), 'proof-prev-data-mismatch'],
+    ['another prevData', (body: Record<string, unknown>) => (body.prevData = body.commit), 'proof-prev-data-mismatch'],
+    ['a delete made up', (body: Record<string, unknown>) => (body.ops as unknown[]).push({ action: 'delete', path: 'app.bsky.feed.like/3kzzzzzzzzz22', cid: null, prev: body.commit }), 'proof-prev-data-mismatch'],
+  ])('%s: rejected, and nothing is indexed', async (_name, change, reason) => {
+    const { processor, stats } = processorWith(keys);
+    const event = await processor.process(frame(withOps(rich, change)));
+    expect(event.kind).toBe('skipped');
+    expect(Object.fromEntries(stats.rejectedByReason)).toEqual({ [reason]: 1 });
+  });
+
+  test('a commit without prevData (before Sync 1.1) is checked forwards and counted unproven', async () => {
+    const { processor, stats } = processorWith(keys);
+    const event = await processor.process(frame(withOps(rich, (body) => delete body.prevData)));
+    expect(event.kind).toBe('commit');
+    expect(stats.unprovenCommits).toBe(1);
   });
 });

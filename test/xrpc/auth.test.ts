@@ -217,7 +217,7 @@ describe('service auth', () => {
       expect(JSON.stringify(answer.body)).not.toContain('127.0.0.1');
       expect(feedRequests).toBe(before);
     } finally {
-      await net.db.run((sql) => sql`update feed_generators set record = ${gen.record as object} where rkey = ${gen.rkey as string}`);
+      await net.db.run((sql) => sql`update feed_generators set record = ${JSON.stringify(gen.record)}::jsonb where rkey = ${gen.rkey as string}`);
     }
   });
 });

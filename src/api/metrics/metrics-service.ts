@@ -111,6 +111,11 @@ export interface EventProcessorMetrics {
   readonly batchesCommitted: number;
   readonly newActors: number;
   readonly unverifiedCommits: number;
+  /**
+   * Commits from relays or PDSes that do not send Sync 1.1's `prevData` and ops' `prev`: their
+   * ops are checked against the new tree only, not proven complete by inverting them.
+   */
+  readonly unprovenCommits: number;
   /** Signing keys learned from the PLC directory's export; null when it is not followed. */
   readonly plcExport: PlcExportFigures | null;
   /**
@@ -168,6 +173,11 @@ interface DbFigures {
 }
 
 const BAD_FRAME_REASONS: ReadonlySet<string> = new Set([
+  'proof-bad-op',
+  'proof-missing-block',
+  'proof-bad-node',
+  'proof-op-mismatch',
+  'proof-prev-data-mismatch',
   'bad-car',
   'bad-commit',
   'bad-record',
@@ -255,6 +265,7 @@ export class MetricsService {
       batchesCommitted: stats?.batchesCommitted ?? 0,
       newActors: stats?.newActors ?? 0,
       unverifiedCommits: stats?.unverifiedCommits ?? 0,
+      unprovenCommits: stats?.unprovenCommits ?? 0,
       plcExport: ingest?.plcExport ?? null,
       unusableSigningKeys: record(ingest?.unusableSigningKeys),
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
