@@ -93,6 +93,9 @@ export function renderPrometheus(figures: PrometheusFigures): string {
   w.family('aqueduct_rejected_total', 'counter', 'Events and ops skipped, by reason.', by('reason', ep.rejectedByReason));
   w.family('aqueduct_invalid_records_total', 'counter', 'Records that failed validation, by collection.', by('collection', ep.invalidRecordsByCollection));
   w.family('aqueduct_unverified_commits_total', 'counter', 'Commits indexed without a signature check (signing key unavailable).', ep.unverifiedCommits);
+  if (ep.reposAwaitingResync) {
+    w.family('aqueduct_repos_awaiting_resync', 'gauge', 'Repos whose index may have missed commits, waiting for a whole-repo fetch, by reason.', by('reason', ep.reposAwaitingResync));
+  }
   w.family('aqueduct_unproven_commits_total', 'counter', 'Commits without a Sync 1.1 proof (no prevData or op prev): ops checked against the new tree only.', ep.unprovenCommits);
   w.family('aqueduct_unusable_signing_keys_total', 'counter', 'DID documents and export lines whose #atproto key could not be used, by form and problem.', by('reason', ep.unusableSigningKeys));
   const plc = ep.plcExport;

@@ -3,7 +3,7 @@
  *
  * Order inside the transaction: actors (bulk create) -> new actors queued for identity work,
  * deleted accounts' records, per table: replaced keys deleted, final rows inserted (each
- * statement moving the post and actor counters itself), account statuses and identity refreshes
+ * statement moving the post and actor counters itself), account statuses, repos to resync and identity refreshes
  * -> record counts and the cursor. Because the cursor row is written in the same transaction as
  * the rows, the stored cursor never runs ahead of committed data, and a crash anywhere replays the
  * whole batch, which the idempotent statements absorb.
@@ -99,6 +99,7 @@ async function writeOnce(db: Database, actorIds: ActorIds, relayUrl: string, bat
       if (batch.eventCount >= OVERLAP_EVENTS) await new Promise((resolve) => setImmediate(resolve));
     }
     send(writeAccountStatus(sql, batch, idOf));
+    if (batch.resync.size) send(markResync(sql, batch, idOf));
     if (batch.identityRefresh.size) send(enqueueIdentity(sql, [...batch.identityRefresh].map(idOf), 'identity'));
     await allInOrder(statements);
 
@@ -129,6 +130,16 @@ async function enqueueIdentity(sql: TransactionSql, actorIds: number[], reason: 
     insert into identity_queue (actor_id, reason)
     select id, ${reason} from unnest(${intArray(actorIds)}::int4[]) as t(id)
     on conflict (actor_id) do update set reason = excluded.reason, not_before = now(), attempts = 0`;
+}
+
+/** Repos the batch found to need a resync; one already waiting keeps its first reason. */
+async function markResync(sql: TransactionSql, batch: Batch, idOf: (did: string) => number): Promise<void> {
+  const entries = [...batch.resync].map(([did, mark]) => [idOf(did), mark] as const).sort(([a], [b]) => a - b);
+  await sql`
+    insert into repo_resync (actor_id, reason, seq)
+    select * from unnest(${intArray(entries.map(([id]) => id))}::int4[], ${textArray(entries.map(([, mark]) => mark.reason))}::text[],
+      ${textArray(entries.map(([, mark]) => String(mark.seq)))}::int8[])
+    on conflict (actor_id) do nothing`;
 }
 
 async function writeAccountStatus(sql: TransactionSql, batch: Batch, idOf: (did: string) => number): Promise<void> {

@@ -6,10 +6,11 @@
  * record. A key touched by anything but a single create is marked `replace`: the writer first
  * deletes whatever the database holds for it, then inserts the final row, so aggregates follow
  * exactly what was removed and added. A deleted account turns into "remove everything of this
- * author" and wipes the changes of that author folded before it.
+ * author" and wipes the changes of that author folded before it. A repo found to need a resync
+ * keeps the first reason the batch saw.
  */
 import type { Row, Table } from './collections.ts';
-import type { AccountStatus, IndexEvent } from './events.ts';
+import type { AccountStatus, IndexEvent, ResyncReason } from './events.ts';
 
 export interface RecordChange {
   readonly did: string;
@@ -34,6 +35,8 @@ export interface Batch {
   readonly accountStatus: ReadonlyMap<string, AccountStatus | null>;
   readonly deletedAccounts: ReadonlySet<string>;
   readonly identityRefresh: ReadonlySet<string>;
+  /** Repos found to need a resync: the first reason and seq of each. */
+  readonly resync: ReadonlyMap<string, { readonly reason: ResyncReason; readonly seq: number }>;
 }
 
 export function buildBatch(events: readonly IndexEvent[]): Batch {
@@ -46,10 +49,15 @@ export function buildBatch(events: readonly IndexEvent[]): Batch {
   const accountStatus = new Map<string, AccountStatus | null>();
   const deletedAccounts = new Set<string>();
   const identityRefresh = new Set<string>();
+  const resync = new Map<string, { reason: ResyncReason; seq: number }>();
   let lastTime: string | null = null;
 
   for (const event of events) {
     if (event.time) lastTime = event.time;
+    if (event.resync && !resync.has(event.resync.did)) {
+      dids.add(event.resync.did);
+      resync.set(event.resync.did, { reason: event.resync.reason, seq: event.seq });
+    }
     switch (event.kind) {
       case 'commit':
         dids.add(event.did);
@@ -87,7 +95,7 @@ export function buildBatch(events: readonly IndexEvent[]): Batch {
         break;
     }
   }
-  return { firstSeq: first.seq, lastSeq: last.seq, lastTime, eventCount: events.length, dids, changes, accountStatus, deletedAccounts, identityRefresh };
+  return { firstSeq: first.seq, lastSeq: last.seq, lastTime, eventCount: events.length, dids, changes, accountStatus, deletedAccounts, identityRefresh, resync };
 }
 
 export function referencedDids(row: Row): string[] {

@@ -21,6 +21,10 @@
  * relay or PDS before Sync 1.1) has its ops checked against the new tree only, and is counted as
  * unproven. The proof runs while the signature check waits on the verification worker.
  *
+ * Resync: a `#sync` event, a commit whose `since` is not the last revision indexed for its repo
+ * (a gap: commits were missed), a `tooBig` commit and a commit that fails its proof mark the repo
+ * for a whole-repo fetch (the event's `resync`; the batch writes it to `repo_resync`).
+ *
  * The revision guard: a commit whose rev is not above the last rev indexed for its repo is stale
  * (a replay from another relay or an older cursor) and skipped as 'stale-rev'. The last rev is
  * recorded only after the commit verified, so a forged commit cannot fence off the real ones;
@@ -80,8 +84,9 @@ export class EventProcessor {
         return { kind: 'account', seq: frame.seq, time: frame.time, did: frame.did, status };
       }
       case 'sync':
+        // the repo's state is now what the relay says, whatever commits led there
         this.#repos.recordRev(frame.did, frame.rev);
-        return { kind: 'sync', seq: frame.seq, time: frame.time, did: frame.did };
+        return { kind: 'sync', seq: frame.seq, time: frame.time, did: frame.did, resync: { did: frame.did, reason: 'sync-event' } };
       case 'unknown':
         this.#stats.reject('unknown-event-type');
         return { kind: 'skipped', seq: frame.seq, time: null };
@@ -90,9 +95,13 @@ export class EventProcessor {
 
   async #commit(frame: Extract<Frame, { kind: 'commit' }>): Promise<IndexEvent> {
     const skipped: IndexEvent = { kind: 'skipped', seq: frame.seq, time: frame.time };
+    // a commit that does not follow the one that arrived before it: commits in between were
+    // missed. Checked before any wait, while frames are still in firehose order.
+    const gap = this.#repos.arrive(frame.repo, frame.since, frame.rev);
     if (frame.tooBig) {
+      // its blocks are not in the frame: only a whole-repo fetch brings what it changed
       this.#stats.reject('too-big');
-      return skipped;
+      return { ...skipped, resync: { did: frame.repo, reason: 'too-big' } };
     }
     if (this.#repos.isStale(frame.repo, frame.rev)) {
       this.#stats.reject('stale-rev');
@@ -115,7 +124,7 @@ export class EventProcessor {
         if (!(error instanceof CommitProofError)) throw error;
         await verdict; // settled before the event is dropped, as every other promise is owned
         this.#stats.reject(`proof-${error.reason}`);
-        return skipped;
+        return { ...skipped, resync: { did: frame.repo, reason: 'bad-proof' } };
       }
       if (proof === 'ops-only') this.#stats.unprovenCommits++;
       const outcome = await verdict;
@@ -150,7 +159,8 @@ export class EventProcessor {
       ops.push({ action: op.action, collection: op.collection, table, rkey: op.rkey, cid: op.cid, row: parsed.row });
       this.#stats.op(op.collection);
     }
-    return { kind: 'commit', seq: frame.seq, time: frame.time, did: frame.repo, rev: frame.rev, ops };
+    const event: IndexEvent = { kind: 'commit', seq: frame.seq, time: frame.time, did: frame.repo, rev: frame.rev, ops };
+    return gap ? { ...event, resync: { did: frame.repo, reason: 'rev-gap' } } : event;
   }
 }
 

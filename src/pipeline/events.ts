@@ -17,10 +17,19 @@ export interface RecordOp {
 
 export type AccountStatus = 'deactivated' | 'takendown' | 'suspended' | 'deleted' | 'desynchronized' | 'throttled';
 
+/**
+ * Why a repo's index may have missed commits and must be fetched whole again (sql/00008):
+ * the relay said so (`#sync`), a commit does not follow the last revision indexed, a commit too
+ * big to carry its blocks, or a commit whose ops and tree disagree.
+ */
+export type ResyncReason = 'sync-event' | 'rev-gap' | 'too-big' | 'bad-proof';
+
 interface Sequenced {
   readonly seq: number;
   /** The relay's event time (ISO 8601), used for lag. */
   readonly time: string | null;
+  /** Set when this event shows the repo needs a resync. */
+  readonly resync?: { readonly did: string; readonly reason: ResyncReason };
 }
 
 export type IndexEvent =

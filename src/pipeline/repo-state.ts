@@ -1,6 +1,7 @@
 /**
  * repo-state: what the event processor remembers per repo, in one bounded table of typed arrays:
- * the last revision indexed (the revision guard) and when its signing key prefetch was asked.
+ * the last revision indexed (the revision guard), the last revision to arrive (to see a commit
+ * that does not follow it: a gap) and when its signing key prefetch was asked.
  *
  * Promises: at most `capacity` repos (DidSlots, CLOCK eviction: a repo that keeps committing
  * stays); forgetting a repo is always safe (a replay is then indexed again, idempotently; a
@@ -32,6 +33,9 @@ export class RepoStateTable {
   readonly #slots: DidSlots;
   #revHigh: Uint16Array;
   #revLow: Float64Array;
+  /** the last revision to arrive, verified or not (`arrive`) */
+  #arrivedHigh: Uint16Array;
+  #arrivedLow: Float64Array;
   /** ms; NaN = never asked */
   #prefetchedAt: Float64Array;
   readonly #prefetchTtlMs: number;
@@ -44,6 +48,8 @@ export class RepoStateTable {
     this.#slots = new DidSlots(options.capacity);
     this.#revHigh = new Uint16Array(this.#slots.allocated);
     this.#revLow = new Float64Array(this.#slots.allocated);
+    this.#arrivedHigh = new Uint16Array(this.#slots.allocated);
+    this.#arrivedLow = new Float64Array(this.#slots.allocated);
     this.#prefetchedAt = new Float64Array(this.#slots.allocated);
     this.#prefetchTtlMs = options.prefetchTtlMs;
     this.#now = options.now ?? Date.now;
@@ -61,6 +67,29 @@ export class RepoStateTable {
     if (high === NO_REV) return false;
     if (!this.#parseRev(rev)) return rev <= formatRev(high, this.#revLow[slot]!);
     return this.#high < high || (this.#high === high && this.#low <= this.#revLow[slot]!);
+  }
+
+  /**
+   * Records `rev` as the last revision to arrive for `did`, in firehose order (called before any
+   * wait, so in the order frames arrive), and says whether the commit leaves a gap: its `since` is
+   * not the revision that arrived before it. False when nothing arrived before (a restart, an
+   * eviction, a repo's first commit), when either revision is not a TID, and for a replay (a
+   * revision not above the last to arrive), which changes nothing.
+   */
+  arrive(did: string, since: string | null, rev: string): boolean {
+    const slot = this.#slotOf(did);
+    const beforeHigh = this.#arrivedHigh[slot]!;
+    const beforeLow = this.#arrivedLow[slot]!;
+    if (!this.#parseRev(rev)) {
+      this.#arrivedHigh[slot] = NO_REV;
+      return false;
+    }
+    const [revHigh, revLow] = [this.#high, this.#low];
+    if (beforeHigh !== NO_REV && (revHigh < beforeHigh || (revHigh === beforeHigh && revLow <= beforeLow))) return false;
+    this.#arrivedHigh[slot] = revHigh;
+    this.#arrivedLow[slot] = revLow;
+    if (since === null || beforeHigh === NO_REV) return false;
+    return !this.#parseRev(since) || this.#high !== beforeHigh || this.#low !== beforeLow;
   }
 
   /** Records `rev` as the last revision indexed for `did` (also when it is lower: a #sync reset). */
@@ -91,9 +120,12 @@ export class RepoStateTable {
       if (this.#slots.allocated > this.#revHigh.length) {
         this.#revHigh = withLength(this.#revHigh, this.#slots.allocated);
         this.#revLow = withLength(this.#revLow, this.#slots.allocated);
+        this.#arrivedHigh = withLength(this.#arrivedHigh, this.#slots.allocated);
+        this.#arrivedLow = withLength(this.#arrivedLow, this.#slots.allocated);
         this.#prefetchedAt = withLength(this.#prefetchedAt, this.#slots.allocated);
       }
       this.#revHigh[slot] = NO_REV;
+      this.#arrivedHigh[slot] = NO_REV;
       this.#prefetchedAt[slot] = NaN;
     }
     return slot;

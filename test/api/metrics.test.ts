@@ -295,6 +295,7 @@ describe('metrics with hand-made services over a real database', () => {
       newActors: 70,
       unverifiedCommits: 4,
       unprovenCommits: 0,
+      reposAwaitingResync: {},
       plcExport: PLC_EXPORT,
       unusableSigningKeys: { 'legacy-secp256k1:bad-point': 2 },
       batchWriteErrors: 1,

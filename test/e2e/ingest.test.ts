@@ -56,6 +56,9 @@ describe('ingestion from the simulator', () => {
     expect(await readIndexedState(db, truth)).toEqual(expectedState(truth));
     expect(Object.fromEntries(ingester.stats.rejectedByReason)).toEqual({});
     expect(ingester.stats.unprovenCommits).toBe(0); // every commit proven (Sync 1.1)
+    // every commit followed the one before it: no repo needs a resync
+    const [resync] = await db.run((sql) => sql`select count(*)::int as n from repo_resync`);
+    expect(resync?.n).toBe(0);
     for (const [collection, count] of Object.entries(truth.records)) expect([collection, count > 0]).toEqual([collection, true]);
     const [cursor] = await db.run((sql) => sql`select seq from firehose_cursor`);
     expect(cursor?.seq).toBe(truth.lastSeq);
@@ -122,6 +125,14 @@ describe('ingestion from the simulator', () => {
     expect(statuses.some((row) => row.status === 'deactivated')).toBe(true);
     const [queued] = await db.run((sql) => sql`select count(*)::int as n from identity_queue where reason = 'identity'`);
     expect(queued?.n).toBeGreaterThan(0);
+    // a #sync event marks its repo for a resync, durably, in the batch that saw it
+    const resync = await db.run((sql) => sql`
+      select r.reason, coalesce(a.status, 'active') as status, count(*)::int as n
+      from repo_resync r join actors a on a.id = r.actor_id group by 1, 2 order by 1, 2`);
+    const synced = resync.filter((row) => row.reason === 'sync-event').reduce((n, row) => n + row.n, 0);
+    expect(synced).toBeGreaterThan(0);
+    expect(synced).toBeLessThanOrEqual(sim.stats.sync);
+    expect(resync.filter((row) => row.reason !== 'sync-event')).toEqual([]);
   }, 120_000);
 
   test('a new-user storm: every commit from a brand-new account, none dropped', async () => {

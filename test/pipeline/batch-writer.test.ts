@@ -117,6 +117,18 @@ describe('writeBatch', () => {
     expect(item).toEqual({ refRkey: '3klllllllll22', subject: BOB });
   });
 
+  test('repos found to need a resync are written in the batch, keeping the first reason and seq', async () => {
+    const first = ++seq;
+    await write(
+      { kind: 'sync', seq: first, time: NOW, did: CAROL, resync: { did: CAROL, reason: 'sync-event' } },
+      { kind: 'skipped', seq: ++seq, time: NOW, resync: { did: CAROL, reason: 'too-big' } },
+    );
+    await write({ kind: 'skipped', seq: ++seq, time: NOW, resync: { did: CAROL, reason: 'bad-proof' } });
+    const rows = await database.db.run((sql) => sql`select a.did, r.reason, r.seq from repo_resync r join actors a on a.id = r.actor_id`);
+    expect(rows.map((row) => ({ did: row.did, reason: row.reason, seq: Number(row.seq) }))).toEqual([{ did: CAROL, reason: 'sync-event', seq: first }]);
+    await database.db.run((sql) => sql`delete from repo_resync`);
+  });
+
   test('account status is applied, and a deleted account loses its records and what they counted', async () => {
     await write({ kind: 'account', seq: ++seq, time: NOW, did: CAROL, status: 'deactivated' });
     const [status] = await database.db.run((sql) => sql`select status from actors where did = ${CAROL}`);

@@ -147,6 +147,22 @@ describe('EventProcessor: the Sync 1.1 proof', () => {
     expect(Object.fromEntries(stats.rejectedByReason)).toEqual({ [reason]: 1 });
   });
 
+  test('a commit that does not follow the one before it, and a tooBig one, mark the repo for a resync', async () => {
+    const byRepo = new Map<string, Uint8Array[]>();
+    for (const bytes of frames) {
+      const repo = split(bytes).body.repo as string | undefined;
+      if (repo) byRepo.set(repo, [...(byRepo.get(repo) ?? []), bytes]);
+    }
+    const [did, chain] = [...byRepo].find(([, commits]) => commits.length >= 4)!;
+    const { processor } = processorWith(keys);
+    expect((await processor.process(frame(chain[0]!))).resync).toBeUndefined();
+    expect((await processor.process(frame(chain[1]!))).resync).toBeUndefined();
+    // chain[2] is missed
+    expect((await processor.process(frame(chain[3]!))).resync).toEqual({ did, reason: 'rev-gap' });
+    const tooBig = await processor.process(frame(withOps(chain[3]!, (body) => ((body.tooBig = true), (body.seq = 1_000_000)))));
+    expect(tooBig).toMatchObject({ kind: 'skipped', resync: { did, reason: 'too-big' } });
+  });
+
   test('a commit without prevData (before Sync 1.1) is checked forwards and counted unproven', async () => {
     const { processor, stats } = processorWith(keys);
     const event = await processor.process(frame(withOps(rich, (body) => delete body.prevData)));

@@ -101,3 +101,22 @@ test('bounded: beyond capacity a repo is forgotten, which only makes it new agai
   expect(repos.size).toBe(2);
   expect(dids.filter((did) => repos.isStale(did, '3kaaaaaaaaa22'))).toHaveLength(2);
 });
+
+describe('RepoStateTable.arrive: gaps in a repo\'s chain of commits', () => {
+  const revs = ['3kaaaaaaaaa22', '3kaaaaaaaab22', '3kaaaaaaaac22', '3kaaaaaaaad22'];
+
+  test('each commit following the one before: no gap; one skipped: a gap; a replay: nothing', () => {
+    const table = new RepoStateTable({ capacity: 10, prefetchTtlMs: 1000 });
+    expect(table.arrive('did:plc:a', null, revs[0]!)).toBe(false); // the repo's first commit
+    expect(table.arrive('did:plc:a', revs[0]!, revs[1]!)).toBe(false);
+    expect(table.arrive('did:plc:a', revs[2]!, revs[3]!)).toBe(true); // revs[2] never arrived
+    expect(table.arrive('did:plc:a', revs[0]!, revs[1]!)).toBe(false); // a replay: no gap, nothing moves
+    expect(table.arrive('did:plc:a', revs[3]!, '3kaaaaaaaae22')).toBe(false);
+  });
+
+  test('a repo seen for the first time (after a restart, an eviction) has no gap to show', () => {
+    const table = new RepoStateTable({ capacity: 10, prefetchTtlMs: 1000 });
+    expect(table.arrive('did:plc:b', revs[2]!, revs[3]!)).toBe(false);
+    expect(table.arrive('did:plc:b', 'not-a-tid', '3kaaaaaaaae22')).toBe(true);
+  });
+});

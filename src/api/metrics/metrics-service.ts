@@ -116,6 +116,11 @@ export interface EventProcessorMetrics {
    * ops are checked against the new tree only, not proven complete by inverting them.
    */
   readonly unprovenCommits: number;
+  /**
+   * Repos whose index may have missed commits, waiting for a whole-repo fetch, by the first reason
+   * seen: sync-event, rev-gap, too-big, bad-proof (sql/00008); null until the database answered.
+   */
+  readonly reposAwaitingResync: Record<string, number> | null;
   /** Signing keys learned from the PLC directory's export; null when it is not followed. */
   readonly plcExport: PlcExportFigures | null;
   /**
@@ -167,6 +172,7 @@ export interface FirehoseMetrics {
 
 interface DbFigures {
   readonly pendingIdentity: number;
+  readonly awaitingResync: Record<string, number>;
   readonly databaseSizeBytes: number;
   readonly records: Record<string, number>;
   readonly at: number;
@@ -266,6 +272,7 @@ export class MetricsService {
       newActors: stats?.newActors ?? 0,
       unverifiedCommits: stats?.unverifiedCommits ?? 0,
       unprovenCommits: stats?.unprovenCommits ?? 0,
+      reposAwaitingResync: db?.awaitingResync ?? null,
       plcExport: ingest?.plcExport ?? null,
       unusableSigningKeys: record(ingest?.unusableSigningKeys),
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
@@ -348,12 +355,14 @@ export class MetricsService {
         const [totals] = await sql<{ pending: number; sizeBytes: number }[]>`
           select (select count(*) from identity_queue) as pending, pg_database_size(current_database()) as size_bytes`;
         const counts = await sql<{ collection: string; count: number }[]>`select collection, count from record_counts order by collection`;
-        return { totals, counts };
+        const resync = await sql<{ reason: string; count: number }[]>`select reason, count(*)::int as count from repo_resync group by reason order by reason`;
+        return { totals, counts, resync };
       });
       const records: Record<string, number> = {};
       for (const row of figures.counts) setOwn(records, row.collection, Number(row.count));
       this.#db = {
         pendingIdentity: Number(figures.totals?.pending ?? 0),
+        awaitingResync: Object.fromEntries(figures.resync.map((row) => [row.reason, Number(row.count)])),
         databaseSizeBytes: Number(figures.totals?.sizeBytes ?? 0),
         records,
         at: this.#now(),
