@@ -138,7 +138,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       },
     });
     try {
-      app.listen({ port: config.port, hostname: '0.0.0.0' });
+      app.listen({ port: config.port, hostname: config.host });
     } catch (error) {
       throw new Error(`cannot listen on PORT=${config.port} (${(error as Error).message}): choose a free port`, { cause: error });
     }

@@ -24,6 +24,8 @@ export interface Config {
   /** The embedded server waits for each commit's WAL to reach the disk (synchronous_commit=on). */
   readonly durableCommits: boolean;
   readonly port: number;
+  /** HOST: the address the HTTP server listens on (0.0.0.0: every interface). */
+  readonly host: string;
   readonly relayUrl: string;
   readonly firehoseStart: FirehoseStart;
   readonly firehoseEnabled: boolean;
@@ -82,6 +84,7 @@ export const DEFAULTS = Object.freeze({
   DATA_DIR: './data',
   PORT: 5000,
   RELAY_URL: 'wss://bsky.network',
+  HOST: '0.0.0.0',
   FIREHOSE_START: 'live',
   PLC_URL: 'https://plc.directory',
   PLC_FOLLOW_EXPORT: true,
@@ -134,6 +137,7 @@ export function loadConfig(env: Env): LoadedConfig {
     postgresBinDir: read('POSTGRES_BIN_DIR') ?? null,
     durableCommits: readBool(read, 'DURABLE_COMMITS', DEFAULTS.DURABLE_COMMITS),
     port: readInt(read, 'PORT', DEFAULTS.PORT, 0, 65535),
+    host: readListenHost(read),
     relayUrl: readUrl(read, 'RELAY_URL', DEFAULTS.RELAY_URL, ['ws:', 'wss:']),
     firehoseStart: readFirehoseStart(read),
     firehoseEnabled: readBool(read, 'FIREHOSE_ENABLED', DEFAULTS.FIREHOSE_ENABLED),
@@ -168,6 +172,14 @@ function readInt(read: Reader, name: string, fallback: number, min: number, max:
     throw new ConfigError(name, raw, `expected a whole number from ${min} to ${max}`);
   }
   return value;
+}
+
+function readListenHost(read: Reader): string {
+  const raw = read('HOST') ?? DEFAULTS.HOST;
+  if (isIP(raw.replace(/^\[|\]$/g, '')) === 0 && raw !== 'localhost') {
+    throw new ConfigError('HOST', raw, 'expected an IP address to listen on, e.g. 127.0.0.1 (this machine only), 0.0.0.0 or :: (every interface)');
+  }
+  return raw.replace(/^\[|\]$/g, '');
 }
 
 function readHostList(read: Reader, name: string): readonly string[] {
@@ -275,6 +287,17 @@ function readFirehoseStart(read: Reader): FirehoseStart {
 }
 
 /** For messages and logs: never print a database password. */
+/**
+ * The URL with its password replaced by ***. A password may hold '@' (unencoded, as people type
+ * them): the user info ends at the last '@' before the query or fragment.
+ */
 export function redactPassword(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+  const start = url.indexOf('//');
+  if (start < 0) return url;
+  const end = url.slice(start).search(/[?#]/);
+  const authority = end < 0 ? url.slice(start) : url.slice(start, start + end);
+  const at = authority.lastIndexOf('@');
+  const colon = authority.indexOf(':');
+  if (at < 0 || colon < 0 || colon > at) return url;
+  return `${url.slice(0, start + colon + 1)}***${url.slice(start + at)}`;
 }

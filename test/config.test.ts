@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { ConfigError, DEFAULTS, loadConfig } from '../src/config.ts';
+import { ConfigError, DEFAULTS, loadConfig, redactPassword } from '../src/config.ts';
 
 describe('loadConfig', () => {
   test('defaults follow the design and the operations guide', () => {
@@ -10,6 +10,7 @@ describe('loadConfig', () => {
       postgresBinDir: null,
       durableCommits: false,
       port: 5000,
+      host: '0.0.0.0',
       relayUrl: 'wss://bsky.network',
       firehoseStart: { kind: 'live' },
       firehoseEnabled: true,
@@ -78,6 +79,7 @@ describe('loadConfig', () => {
     ['DB_POOL_SIZE', '-4', 'whole number from 1 to'],
     ['DB_POOL_SIZE', '2.5', 'whole number from 1 to'],
     ['PORT', '70000', 'whole number from 0 to 65535'],
+    ['HOST', 'my.host.example', 'IP address to listen on'],
     ['PORT', '80a', 'whole number from 0 to 65535'],
     ['MAX_CONCURRENT_OPS', '0', 'whole number from 1 to'],
     ['MAX_CONCURRENT_USER_CREATIONS', 'many', 'whole number from 1 to'],
@@ -121,5 +123,17 @@ describe('loadConfig', () => {
 
   test('empty values mean unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '  ' }).config).toMatchObject({ port: 5000, databaseUrl: null });
+  });
+});
+
+describe('redactPassword', () => {
+  test.each([
+    ['postgres://aqueduct:secret@db.example:5432/appview', 'postgres://aqueduct:***@db.example:5432/appview'],
+    ['postgres://aqueduct:p@ss@w0rd@db.example/appview', 'postgres://aqueduct:***@db.example/appview'],
+    ['postgres://aqueduct:a/b@db.example/appview?sslmode=require&x=a@b', 'postgres://aqueduct:***@db.example/appview?sslmode=require&x=a@b'],
+    ['postgres://aqueduct@db.example/appview', 'postgres://aqueduct@db.example/appview'],
+    ['postgres://db.example/appview', 'postgres://db.example/appview'],
+  ])('%s', (url, redacted) => {
+    expect(redactPassword(url)).toBe(redacted);
   });
 });

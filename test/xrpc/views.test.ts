@@ -304,6 +304,28 @@ describe('threads', () => {
     expect(flat.body.thread.replies).toBeUndefined();
   });
 
+  test('forged replies that point at each other: every post is shown once, the answer stays small', async () => {
+    // A replies to B; B and C reply to A: without a guard each level doubles (A -> {B, C} -> A -> ...)
+    const { id } = await firstRow(net.db, `select id from actors where status is null order by id limit 1`);
+    const did = (await firstRow(net.db, `select did from actors where id = ${id}`)).did as string;
+    const [a, b, c] = ['3zzzzzzzzza22', '3zzzzzzzzzb22', '3zzzzzzzzzc22'];
+    const cid = 'bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454';
+    await net.db.run((sql) => sql`
+      insert into posts (author_id, rkey, cid, created_at, text, reply_root_actor_id, reply_root_rkey, reply_parent_actor_id, reply_parent_rkey)
+      values (${id}, ${a}, ${cid}, now(), 'a', ${id}, ${b}, ${id}, ${b}),
+             (${id}, ${b}, ${cid}, now(), 'b', ${id}, ${a}, ${id}, ${a}),
+             (${id}, ${c}, ${cid}, now(), 'c', ${id}, ${a}, ${id}, ${a})`);
+    try {
+      const { status, body } = await get(net.app, query('app.bsky.feed.getPostThread', { uri: postUri(did, a), depth: 24, parentHeight: 24 }));
+      expect(status).toBe(200);
+      const text = JSON.stringify(body);
+      for (const rkey of [a, b, c]) expect([rkey, text.split(`"uri":"${postUri(did, rkey)}"`).length - 1]).toEqual([rkey, 1]);
+      expect(text.length).toBeLessThan(20_000);
+    } finally {
+      await net.db.run((sql) => sql`delete from posts where author_id = ${id} and rkey in (${a}, ${b}, ${c})`);
+    }
+  });
+
   test('a reply whose parent was deleted shows the parent as notFoundPost', async () => {
     const row = await firstRow(net.db, `
       select a.did, p.rkey from posts p join actors a on a.id = p.author_id and a.status is null

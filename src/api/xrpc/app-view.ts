@@ -321,6 +321,9 @@ export class AppView {
     }
     const rootAuthor = anchorPost.replyRootActorId ?? anchorPost.authorId;
 
+    // each post is shown once: forged replies can point at each other (a -> b -> a), and a
+    // cycle with more than one reply a post would otherwise grow the answer exponentially
+    const shown = new Set<string>([keyOf(anchor.actorId, anchor.rkey)]);
     const node = (key: RecordKey, depth: number): Json | undefined => {
       const view = views.post(key);
       if (!view) return undefined;
@@ -329,6 +332,7 @@ export class AppView {
       const out: Json = { $type: 'app.bsky.feed.defs#threadViewPost', post: view, threadContext: {} };
       if (depth < params.depth) {
         const replies = (children.get(keyOf(key.actorId, key.rkey)) ?? [])
+          .filter((reply) => !shown.has(keyOf(reply.actorId, reply.rkey)))
           .filter((reply) => !views.viewerBlocks(reply.actorId) && !views.blockedBetween(reply.actorId, anchorPost.authorId))
           .sort((a, b) => {
             const own = Number(b.actorId === rootAuthor) - Number(a.actorId === rootAuthor);
@@ -337,6 +341,7 @@ export class AppView {
             const pb = state.posts.get(keyOf(b.actorId, b.rkey))!;
             return pa.createdAt < pb.createdAt ? -1 : pa.createdAt > pb.createdAt ? 1 : 0;
           });
+        for (const reply of replies) shown.add(keyOf(reply.actorId, reply.rkey));
         out.replies = defined(replies.map((reply) => node(reply, depth + 1)));
       }
       return out;
@@ -349,6 +354,8 @@ export class AppView {
     let current = anchorPost;
     for (let height = 0; height < params.parentHeight && current.replyParentActorId !== null && current.replyParentRkey !== null; height++) {
       const parentKey = { actorId: current.replyParentActorId, rkey: current.replyParentRkey };
+      if (shown.has(keyOf(parentKey.actorId, parentKey.rkey))) break; // a forged cycle of parents
+      shown.add(keyOf(parentKey.actorId, parentKey.rkey));
       const parentPost = state.posts.get(keyOf(parentKey.actorId, parentKey.rkey));
       const stub = views.postOrStub(parentKey, current.authorId);
       if (!parentPost || !stub || stub.$type !== 'app.bsky.feed.defs#postView') {
