@@ -26,6 +26,10 @@ export interface Config {
   readonly port: number;
   /** HOST: the address the HTTP server listens on (0.0.0.0: every interface). */
   readonly host: string;
+  /** RATE_LIMIT: XRPC requests per client address per 5 minutes (0: no limit). */
+  readonly rateLimit: number;
+  /** TRUST_PROXY: the proxies whose X-Forwarded-For names the client. */
+  readonly trustProxy: readonly string[];
   readonly relayUrl: string;
   readonly firehoseStart: FirehoseStart;
   readonly firehoseEnabled: boolean;
@@ -85,6 +89,8 @@ export const DEFAULTS = Object.freeze({
   PORT: 5000,
   RELAY_URL: 'wss://bsky.network',
   HOST: '0.0.0.0',
+  // the reference PDS's global limit per client
+  RATE_LIMIT: 3000,
   FIREHOSE_START: 'live',
   PLC_URL: 'https://plc.directory',
   PLC_FOLLOW_EXPORT: true,
@@ -138,6 +144,8 @@ export function loadConfig(env: Env): LoadedConfig {
     durableCommits: readBool(read, 'DURABLE_COMMITS', DEFAULTS.DURABLE_COMMITS),
     port: readInt(read, 'PORT', DEFAULTS.PORT, 0, 65535),
     host: readListenHost(read),
+    rateLimit: readInt(read, 'RATE_LIMIT', DEFAULTS.RATE_LIMIT, 0, 1_000_000_000),
+    trustProxy: readHostList(read, 'TRUST_PROXY'),
     relayUrl: readUrl(read, 'RELAY_URL', DEFAULTS.RELAY_URL, ['ws:', 'wss:']),
     firehoseStart: readFirehoseStart(read),
     firehoseEnabled: readBool(read, 'FIREHOSE_ENABLED', DEFAULTS.FIREHOSE_ENABLED),

@@ -11,6 +11,8 @@ describe('loadConfig', () => {
       durableCommits: false,
       port: 5000,
       host: '0.0.0.0',
+      rateLimit: 3000,
+      trustProxy: [],
       relayUrl: 'wss://bsky.network',
       firehoseStart: { kind: 'live' },
       firehoseEnabled: true,

@@ -11,6 +11,7 @@ import { errorHandling } from './errors.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
 import type { MetricsService } from './metrics/metrics-service.ts';
 import { metricsRoutes } from './metrics/routes.ts';
+import { rateLimitRoutes, type RateLimitOptions } from './rate-limit.ts';
 import { xrpcRoutes, type XrpcOptions } from './xrpc/routes.ts';
 
 export interface AppServices {
@@ -20,6 +21,8 @@ export interface AppServices {
   readonly metrics?: MetricsService;
   /** The app.bsky XRPC read API and this AppView's did.json; left out by tests of other concerns. */
   readonly xrpc?: XrpcOptions;
+  /** Per-client limits on /xrpc/ (RATE_LIMIT, TRUST_PROXY); none when absent. */
+  readonly rateLimit?: RateLimitOptions;
 }
 
 export function createApp(services: AppServices) {
@@ -27,6 +30,7 @@ export function createApp(services: AppServices) {
   return new Elysia()
     .use(errorHandling(services.log))
     .use(healthRoutes(services.readiness))
+    .use(services.rateLimit ? rateLimitRoutes(services.rateLimit) : new Elysia())
     .use(services.xrpc ? xrpcRoutes(services.xrpc) : new Elysia())
     .use(metrics ? metricsRoutes(metrics) : new Elysia())
     .use(metrics ? dashboardRoutes(metrics) : new Elysia());
