@@ -115,6 +115,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     const app = createApp({
       log,
       metrics,
+      ...(config.adminToken ? { adminToken: config.adminToken } : {}),
       ...(config.rateLimit > 0 ? { rateLimit: { limit: config.rateLimit, windowSeconds: 300, trustProxy: config.trustProxy } } : {}),
       xrpc: {
         db,

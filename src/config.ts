@@ -30,6 +30,8 @@ export interface Config {
   readonly rateLimit: number;
   /** TRUST_PROXY: the proxies whose X-Forwarded-For names the client. */
   readonly trustProxy: readonly string[];
+  /** ADMIN_TOKEN: required by the dashboard and metrics when set. */
+  readonly adminToken: string | null;
   readonly relayUrl: string;
   readonly firehoseStart: FirehoseStart;
   readonly firehoseEnabled: boolean;
@@ -146,6 +148,7 @@ export function loadConfig(env: Env): LoadedConfig {
     host: readListenHost(read),
     rateLimit: readInt(read, 'RATE_LIMIT', DEFAULTS.RATE_LIMIT, 0, 1_000_000_000),
     trustProxy: readHostList(read, 'TRUST_PROXY'),
+    adminToken: readAdminToken(read),
     relayUrl: readUrl(read, 'RELAY_URL', DEFAULTS.RELAY_URL, ['ws:', 'wss:']),
     firehoseStart: readFirehoseStart(read),
     firehoseEnabled: readBool(read, 'FIREHOSE_ENABLED', DEFAULTS.FIREHOSE_ENABLED),
@@ -180,6 +183,13 @@ function readInt(read: Reader, name: string, fallback: number, min: number, max:
     throw new ConfigError(name, raw, `expected a whole number from ${min} to ${max}`);
   }
   return value;
+}
+
+function readAdminToken(read: Reader): string | null {
+  const raw = read('ADMIN_TOKEN');
+  if (raw === undefined) return null;
+  if (raw.length < 16) throw new ConfigError('ADMIN_TOKEN', '(hidden)', 'expected at least 16 characters, e.g. the output of: openssl rand -hex 24');
+  return raw;
 }
 
 function readListenHost(read: Reader): string {

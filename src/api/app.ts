@@ -12,6 +12,7 @@ import { healthRoutes, type ReadinessCheck } from './health.ts';
 import type { MetricsService } from './metrics/metrics-service.ts';
 import { metricsRoutes } from './metrics/routes.ts';
 import { rateLimitRoutes, type RateLimitOptions } from './rate-limit.ts';
+import { adminAuth } from './admin-auth.ts';
 import { xrpcRoutes, type XrpcOptions } from './xrpc/routes.ts';
 
 export interface AppServices {
@@ -23,12 +24,15 @@ export interface AppServices {
   readonly xrpc?: XrpcOptions;
   /** Per-client limits on /xrpc/ (RATE_LIMIT, TRUST_PROXY); none when absent. */
   readonly rateLimit?: RateLimitOptions;
+  /** ADMIN_TOKEN: the dashboard and metrics need it; open when absent. */
+  readonly adminToken?: string;
 }
 
 export function createApp(services: AppServices) {
   const { metrics } = services;
   return new Elysia()
     .use(errorHandling(services.log))
+    .use(services.adminToken ? adminAuth(services.adminToken) : new Elysia())
     .use(healthRoutes(services.readiness))
     .use(services.rateLimit ? rateLimitRoutes(services.rateLimit) : new Elysia())
     .use(services.xrpc ? xrpcRoutes(services.xrpc) : new Elysia())
