@@ -36,6 +36,8 @@ export interface AqueductHooks {
 }
 
 const READINESS_TIMEOUT_MS = 2_000;
+/** A read API statement that runs longer is cancelled: a view must not hold a connection. */
+const API_STATEMENT_TIMEOUT_MS = 5_000;
 
 export async function startAqueduct(config: Config, baseLog: Logger, hooks: AqueductHooks = {}): Promise<Aqueduct> {
   // Every warning and error also lands in the dashboard's "last errors" tile.
@@ -61,8 +63,13 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       databaseUrl = embedded.url;
     }
 
-    const db = new Database({ url: databaseUrl, poolSize: config.dbPoolSize });
+    // DB_POOL_SIZE is shared: a quarter (at least one connection) is the read API's own, with a
+    // short statement timeout, so no client can hold the connections ingestion writes with
+    const apiPoolSize = Math.max(1, Math.floor(config.dbPoolSize / 4));
+    const db = new Database({ url: databaseUrl, poolSize: Math.max(1, config.dbPoolSize - apiPoolSize) });
     cleanups.push(() => db.close());
+    const apiDb = new Database({ url: databaseUrl, poolSize: apiPoolSize, statementTimeoutMs: API_STATEMENT_TIMEOUT_MS, applicationName: 'aqueduct-api' });
+    cleanups.push(() => apiDb.close());
 
     await db.run((sql) => sql`select 1`).catch((error: unknown) => {
       const where = config.databaseUrl ? `DATABASE_URL=${redactPassword(config.databaseUrl)}` : 'the embedded PostgreSQL';
@@ -108,7 +115,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       hooks.onFatal?.(error);
     });
 
-    const metrics = new MetricsService({ db, ingest: ingester, identityWorker: identity, config, recentErrors });
+    const metrics = new MetricsService({ db, apiDb, ingest: ingester, identityWorker: identity, config, recentErrors });
     metrics.start();
     cleanups.push(async () => metrics.stop());
 
@@ -118,7 +125,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
       ...(config.rateLimit > 0 ? { rateLimit: { limit: config.rateLimit, windowSeconds: 300, trustProxy: config.trustProxy } } : {}),
       xrpc: {
-        db,
+        db: apiDb,
         log,
         appviewDid: config.appviewDid,
         appviewEndpoint: `https://${config.appviewHostname}`,

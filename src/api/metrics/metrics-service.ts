@@ -65,6 +65,8 @@ export interface MetricsConfig {
 
 export interface MetricsServiceOptions {
   readonly db: Database;
+  /** the read API's own pool (a share of DB_POOL_SIZE), when it has one */
+  readonly apiDb?: Database;
   readonly ingest: IngestSource | null;
   /** null or absent: nothing active, the limit is `config.maxConcurrentUserCreations`. */
   readonly identityWorker?: IdentityWorkerSource | null;
@@ -151,6 +153,11 @@ export interface DatabaseMetrics extends PoolStats {
   readonly records: Record<string, number>;
   /** When `databaseSizeBytes`, `records` and the identity queue length were read; null: never. */
   readonly sampledAt: string | null;
+  /**
+   * The read API's own pool (`size` and the rest above are ingestion's and identity work's): its
+   * share of DB_POOL_SIZE, with a 5 s statement timeout, so clients cannot starve ingestion.
+   */
+  readonly api: PoolStats | null;
 }
 
 export interface FirehoseMetrics {
@@ -302,6 +309,7 @@ export class MetricsService {
       databaseSizeBytes: figures?.databaseSizeBytes ?? null,
       records: { ...(figures?.records ?? {}) },
       sampledAt: figures ? new Date(figures.at).toISOString() : null,
+      api: this.#options.apiDb?.stats() ?? null,
     };
   }
 
