@@ -31,6 +31,8 @@ export function parseParams<S extends ObjectSchema>(schema: S, search: URLSearch
     if (raw.length === 0) continue;
     for (const value of raw) {
       if (value.length > MAX_VALUE_CHARS) throw invalid(`${name} is too long`);
+      // no string PostgreSQL holds, nor any identifier, contains U+0000
+      if (value.includes('\u0000')) throw invalid(`${name} may not contain U+0000`);
     }
     if (spec.array) {
       if (raw.length > MAX_ARRAY_ITEMS) throw invalid(`${name} has too many values`);
