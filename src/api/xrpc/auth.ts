@@ -3,14 +3,17 @@
  *
  * `ServiceAuth.verify(authorization, { lxm, audience })` accepts only a compact JWS whose header
  * names ES256K or ES256, whose payload has `iss` (the user's DID, optionally `#fragment`), `aud`
- * (this AppView's DID, or `did#bsky_appview`), `exp` in the future, and `lxm` equal to the called
- * method, signed by the `#atproto` key of the issuer's DID document. If the signature fails with a
- * cached key, the document is fetched again once (the user may have rotated keys). Any failure is
- * an `XrpcError` 401 with the reference AppView's error names (`BadJwt`, `JwtExpired`,
- * `BadJwtAudience`, `BadJwtLexiconMethod`, `BadJwtSignature`); nothing here throws anything else.
+ * (this AppView's DID, or `did#bsky_appview`), `exp` in the future but at most MAX_LIFETIME_SECONDS
+ * ahead (a PDS mints them for 60 s), and `lxm` equal to the called method, signed by the
+ * `#atproto` key of the issuer's DID document. If the signature fails with a cached key, the
+ * document is fetched again, at most once per REFETCH_INTERVAL_MS per issuer (a stream of forged
+ * tokens costs one fetch a minute, not one each). Any failure is an `XrpcError` 401 with the
+ * reference AppView's error names (`BadJwt`, `JwtExpired`, `BadJwtAudience`,
+ * `BadJwtLexiconMethod`, `BadJwtSignature`); an issuer whose key cannot be had gets the same
+ * `BadJwtSignature` whatever the reason (no oracle of what this server can reach). Nothing here
+ * throws anything else.
  */
 import secp256k1 from 'secp256k1';
-import { DidResolutionError } from '../../identity/did-resolver.ts';
 import { KeyError, parseDidKey, verifyCommitSignature, type ParsedKey } from '../../firehose/signature.ts';
 import { XrpcError } from '../errors.ts';
 
@@ -36,6 +39,9 @@ export interface ServiceAuthOptions {
 
 const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/;
 const MAX_TOKEN_CHARS = 8_192;
+const MAX_LIFETIME_SECONDS = 300;
+const REFETCH_INTERVAL_MS = 60_000;
+const REFETCHES_REMEMBERED = 10_000;
 
 const authError = (error: string, message: string): XrpcError => new XrpcError(401, error, message);
 
@@ -44,6 +50,8 @@ export class ServiceAuth {
   readonly #resolver: KeyResolver;
   readonly #skew: number;
   readonly #now: () => number;
+  /** issuer -> when its document was last fetched again after a failed signature */
+  readonly #refetchedAt = new Map<string, number>();
 
   constructor(options: ServiceAuthOptions) {
     this.#audience = options.audience;
@@ -72,6 +80,7 @@ export class ServiceAuth {
     if (!DID_RE.test(iss)) throw authError('BadJwt', 'jwt issuer is not a DID');
     if (typeof payload.exp !== 'number') throw authError('BadJwt', 'jwt has no expiry');
     if (this.#now() / 1000 > payload.exp + this.#skew) throw authError('JwtExpired', 'jwt expired');
+    if (payload.exp > this.#now() / 1000 + MAX_LIFETIME_SECONDS + this.#skew) throw authError('BadJwt', 'jwt expires too far ahead');
     if (options.checkAudience !== false) {
       const aud = typeof payload.aud === 'string' ? payload.aud : '';
       if (aud !== this.#audience && aud.split('#')[0] !== this.#audience) throw authError('BadJwtAudience', 'jwt audience does not match service did');
@@ -84,6 +93,7 @@ export class ServiceAuth {
     const signed = new TextEncoder().encode(`${headerPart}.${payloadPart}`);
     const key = await this.#key(iss, false);
     if (this.#verify(signed, signature, key, alg)) return iss;
+    if (!this.#mayRefetch(iss)) throw authError('BadJwtSignature', 'jwt signature does not match jwt issuer');
     const fresh = await this.#key(iss, true);
     if (fresh.didKey !== key.didKey && this.#verify(signed, signature, fresh, alg)) return iss;
     throw authError('BadJwtSignature', 'jwt signature does not match jwt issuer');
@@ -96,20 +106,29 @@ export class ServiceAuth {
     return sig !== null && verifyCommitSignature(signed, sig, key);
   }
 
+  #mayRefetch(did: string): boolean {
+    const now = this.#now();
+    const last = this.#refetchedAt.get(did);
+    if (last !== undefined && now - last < REFETCH_INTERVAL_MS) return false;
+    this.#refetchedAt.delete(did);
+    if (this.#refetchedAt.size >= REFETCHES_REMEMBERED) this.#refetchedAt.delete(this.#refetchedAt.keys().next().value!);
+    this.#refetchedAt.set(did, now);
+    return true;
+  }
+
   async #key(did: string, refresh: boolean): Promise<ParsedKey> {
     if (refresh) this.#resolver.invalidate(did);
     let multikey: string | null;
     try {
       multikey = (await this.#resolver.resolve(did)).signingKey;
-    } catch (error) {
-      const reason = error instanceof DidResolutionError ? error.reason : 'network';
-      throw authError('BadJwtSignature', `could not resolve the jwt issuer (${reason})`);
+    } catch {
+      throw authError('BadJwtSignature', 'jwt signature does not match jwt issuer');
     }
-    if (!multikey) throw authError('BadJwtSignature', 'the jwt issuer has no signing key');
+    if (!multikey) throw authError('BadJwtSignature', 'jwt signature does not match jwt issuer');
     try {
       return parseDidKey(multikey);
     } catch (error) {
-      if (error instanceof KeyError) throw authError('BadJwtSignature', 'the jwt issuer has an unusable signing key');
+      if (error instanceof KeyError) throw authError('BadJwtSignature', 'jwt signature does not match jwt issuer');
       throw error;
     }
   }
