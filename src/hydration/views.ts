@@ -82,13 +82,18 @@ export class Views {
 
   // ---------------------------------------------------------------- profiles
 
+  /**
+   * The viewer's relation to an account. Mutes (and their reposts-only and quotes-only kinds) are
+   * the viewer's private state, which Aqueduct does not keep yet: never muted.
+   */
   actorViewer(actorId: number): Json | undefined {
     const { viewer } = this.#state;
-    if (viewer === null || viewer === actorId) return viewer === null ? undefined : { muted: false, blockedBy: false };
+    if (viewer === null) return undefined;
+    if (viewer === actorId) return { muted: false, mutedOnlyReposts: false, mutedOnlyQuoteposts: false, blockedBy: false };
     const relation = this.#state.relations.get(actorId) ?? {};
     const did = this.did(actorId);
     const viewerDid = this.did(viewer);
-    const out: Json = { muted: false, blockedBy: relation.blockedBy === true };
+    const out: Json = { muted: false, mutedOnlyReposts: false, mutedOnlyQuoteposts: false, blockedBy: relation.blockedBy === true };
     if (relation.blocking !== undefined && viewerDid) out.blocking = `at://${viewerDid}/app.bsky.graph.block/${relation.blocking}`;
     if (relation.blockingByList) {
       const list = this.listViewBasic(relation.blockingByList);
@@ -469,6 +474,8 @@ export class Views {
     if (like && viewerDid) out.like = `at://${viewerDid}/app.bsky.feed.like/${like}`;
     if (repost && viewerDid) out.repost = `at://${viewerDid}/app.bsky.feed.repost/${repost}`;
     out.threadMuted = false;
+    // bookmarks are private state the AppView keeps; Aqueduct keeps none
+    out.bookmarked = false;
     out.embeddingDisabled = this.#embeddingDisabled(post);
     return out;
   }

@@ -19,7 +19,8 @@ import { aqueductState, fetchRepo, pdsState, type IndexState, type PdsAccount, t
 import { startReferenceNetwork, type ReferenceNetwork } from './reference/reference-network.ts';
 import { compareCall, IGNORED, type Comparison, type Difference } from './differential.ts';
 import { oracleReading, ourReading, rawFrames } from './sync-oracle.ts';
-import { Workload } from './workload.ts';
+import { bearer, xrpc } from './pds-client.ts';
+import { Workload, type Account } from './workload.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -177,6 +178,29 @@ describe('Aqueduct following the reference PDS', () => {
     calls.push(['app.bsky.graph.getRelationships', { actor: accounts[0]!.did, others: accounts.slice(1).map((account) => account.did) }]);
     for (const [nsid, query] of calls) await compareCall(services, nsid, { query }, out);
 
+    // as viewers: each AppView gets a service token its PDS minted for it, for that method
+    const viewerCalls: [string, Record<string, string | string[]>][] = [
+      ['app.bsky.feed.getTimeline', {}],
+      ['app.bsky.graph.getBlocks', {}],
+      ['app.bsky.actor.getProfile', { actor: workload.account('bob').did }],
+      ['app.bsky.actor.getProfiles', { actors: accounts.map((account) => account.did) }],
+      ['app.bsky.feed.getAuthorFeed', { actor: workload.account('bob').did }],
+      ['app.bsky.graph.getFollows', { actor: workload.account('alice').did }],
+      ['app.bsky.feed.getPosts', { uris: posts }],
+    ];
+    const token = async (viewer: Account, aud: string, lxm: string) =>
+      bearer((await xrpc<{ token: string }>(ref.pds, 'com.atproto.server.getServiceAuth', { query: { aud, lxm }, authorization: bearer(viewer.jwt) })).token);
+    for (const viewerName of ['alice', 'erin'] as const) {
+      const viewer = workload.account(viewerName);
+      for (const [nsid, query] of viewerCalls) {
+        const auth = { reference: await token(viewer, ref.bskyDid, nsid), aqueduct: await token(viewer, 'did:web:aqueduct.test', nsid) };
+        await compareCall(services, nsid, { query }, out, auth);
+      }
+      const likes = { reference: await token(viewer, ref.bskyDid, 'app.bsky.feed.getActorLikes'), aqueduct: await token(viewer, 'did:web:aqueduct.test', 'app.bsky.feed.getActorLikes') };
+      await compareCall(services, 'app.bsky.feed.getActorLikes', { query: { actor: viewer.did } }, out, likes);
+      calls.push(...viewerCalls, ['app.bsky.feed.getActorLikes', { actor: viewer.did }]);
+    }
+
     // CONFORMANCE_DUMP=FILE keeps both answers of every call that differed
     if (process.env.CONFORMANCE_DUMP) await Bun.write(process.env.CONFORMANCE_DUMP, JSON.stringify(out.answers, null, 2));
     report.push(`differential: ${calls.length} calls, ${out.fields} fields compared, ${out.differences.length} differences`);
@@ -220,6 +244,8 @@ const refUri = (ref: unknown): string | null =>
  *     not what they added to the counts (Aqueduct's equal the PDS's, checked above).
  *   - Editing a post drops the quotes of its earlier version from its getQuotes (its post
  *     indexer's delete step removes `quote` rows by subject), while its quoteCount keeps them.
+ * And two fields Aqueduct does not serve yet, listed by name: viewer.replyDisabled and
+ * viewer.knownFollowers.
  */
 function knownDifference(difference: Difference): string | null {
   const field = difference.path.slice(difference.path.lastIndexOf('.') + 1);
@@ -232,6 +258,9 @@ function knownDifference(difference: Difference): string | null {
     }
     if (fromDeleted > 0 && difference.reference - difference.aqueduct === fromDeleted) return `${field} still counts a deleted account's records in the reference`;
   }
+  // what Aqueduct does not serve yet, said as such (issue 27: threadgate rules, known followers)
+  if (field === 'replyDisabled' && difference.aqueduct === undefined) return 'not served yet: viewer.replyDisabled (threadgate rules are not evaluated)';
+  if (field === 'knownFollowers' && difference.aqueduct === undefined) return 'not served yet: viewer.knownFollowers';
   const quoted = /^app\.bsky\.feed\.getQuotes (.*)$/.exec(difference.call)?.[1];
   if (quoted && difference.path === 'body.posts.length' && difference.reference === 0) {
     const { uri } = JSON.parse(quoted) as { uri: string };
