@@ -8,6 +8,7 @@
 // `find` answers the first block whose CID equals the given 36 bytes, in linear time for the
 // handful of blocks a commit carries and through a map of their digests past that.
 import { isCarV1Header } from '@atcute/car';
+import { CidLinkWrapper } from '@atcute/cbor';
 
 import { decode as decodeCbor } from './dag-cbor-decode.ts';
 import { ReasonError } from '../lib/reason-error.ts';
@@ -61,6 +62,8 @@ const digestKey = (bytes: Uint8Array, cidAt: number): number =>
 export class CarIndex {
   /** the CAR slice; block offsets point into it */
   readonly car: Uint8Array;
+  /** the header's roots, 36 CID bytes each (a repo export's first root is its commit) */
+  readonly roots: Uint8Array[];
   /** per block: offset of its CID, then offset after its bytes (the bytes start 36 after the CID) */
   readonly #offsets: number[];
   /** digest key -> block numbers, built on the first lookup when there are many blocks */
@@ -68,7 +71,9 @@ export class CarIndex {
 
   constructor(car: Uint8Array) {
     this.car = car;
-    this.#offsets = indexBlocks(car);
+    const indexed = indexBlocks(car);
+    this.roots = indexed.roots;
+    this.#offsets = indexed.offsets;
   }
 
   get blockCount(): number {
@@ -118,7 +123,7 @@ export class CarIndex {
   }
 }
 
-const indexBlocks = (car: Uint8Array): number[] => {
+const indexBlocks = (car: Uint8Array): { roots: Uint8Array[]; offsets: number[] } => {
   const next = { offset: 0 };
   const headerLength = readVarint(car, 0, next);
   if (headerLength === 0) fail('empty CAR header');
@@ -132,6 +137,7 @@ const indexBlocks = (car: Uint8Array): number[] => {
     throw new CarIndexError('bad-car', 'CAR header is not DAG-CBOR', { cause: err });
   }
   if (!isCarV1Header(header)) fail('not a CAR v1 header');
+  const roots = (header as { roots: unknown[] }).roots.map((root) => (root instanceof CidLinkWrapper ? root.bytes : fail('CAR root is not a CID link')));
 
   const offsets: number[] = [];
   let at = headerEnd;
@@ -145,5 +151,5 @@ const indexBlocks = (car: Uint8Array): number[] => {
     offsets.push(cidAt, end);
     at = end;
   }
-  return offsets;
+  return { roots, offsets };
 };

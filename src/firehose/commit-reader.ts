@@ -9,6 +9,7 @@
 // verify the MST: an op's CID is trusted as the relay sent it, the record bytes are checked against
 // that CID. Malformed input throws a CommitReadError whose `reason` is one of a small fixed set.
 // Frames with `tooBig` set may lack record blocks: the caller handles them before calling this.
+// `readRepoCommit` and `readRecordBlock` read a whole-repo CAR the same way (repo-snapshot.ts).
 import { BytesWrapper, CidLinkWrapper, encode } from '@atcute/cbor';
 
 import { CarIndex, CarIndexError, CID_LENGTH } from './car-index.ts';
@@ -113,7 +114,7 @@ const checkHash = (cid: string | CidLinkWrapper, index: CarIndex, block: number,
   }
 };
 
-const readSignedCommit = (frame: CommitInput, bytes: Uint8Array): SignedCommit => {
+const readSignedCommit = (repo: string, expectedRev: string | null, bytes: Uint8Array): SignedCommit => {
   let value: unknown;
   try {
     value = decode(bytes);
@@ -123,12 +124,13 @@ const readSignedCommit = (frame: CommitInput, bytes: Uint8Array): SignedCommit =
   if (!isMap(value)) throw new CommitReadError('bad-commit', 'commit block is not a map');
   const { did, version, data, rev, prev, sig } = value;
   if (typeof did !== 'string') throw new CommitReadError('bad-commit', 'commit did is not a string');
-  if (did !== frame.repo) {
+  if (did !== repo) {
     throw new CommitReadError('commit-did-mismatch', 'commit did differs from the frame repo');
   }
   if (version !== 3) throw new CommitReadError('bad-commit', 'commit version is not 3');
   if (!(data instanceof CidLinkWrapper)) throw new CommitReadError('bad-commit', 'commit data is not a cid-link');
-  if (rev !== frame.rev) throw new CommitReadError('bad-commit', 'commit rev differs from the frame rev');
+  if (typeof rev !== 'string') throw new CommitReadError('bad-commit', 'commit rev is not a string');
+  if (expectedRev !== null && rev !== expectedRev) throw new CommitReadError('bad-commit', 'commit rev differs from the frame rev');
   if (prev !== null && prev !== undefined && !(prev instanceof CidLinkWrapper)) {
     throw new CommitReadError('bad-commit', 'commit prev is neither a cid-link nor null');
   }
@@ -165,9 +167,27 @@ export const readCommit = (frame: CommitInput, options: ReadCommitOptions = {}):
   }
   const commitBytes = blocks.bytesOf(commitBlock);
   if (verifyHashes) checkHash(frame.commit, blocks, commitBlock, commitBytes);
-  const commit = readSignedCommit(frame, commitBytes);
+  const commit = readSignedCommit(frame.repo, frame.rev, commitBytes);
   return { commit, records: readOpRecords(frame, blocks, verifyHashes), blocks };
 };
+
+/**
+ * Reads the signed commit of a whole-repo CAR (com.atproto.sync.getRepo): the header's first root,
+ * checked against its hash and required to be `repo`'s. The blocks come back for the tree walk.
+ */
+export const readRepoCommit = (repo: string, car: Uint8Array): { commit: SignedCommit; blocks: CarIndex } => {
+  const blocks = indexCar(car);
+  const root = blocks.roots[0];
+  if (root === undefined) throw new CommitReadError('missing-commit-block', 'the CAR names no root');
+  const commitBlock = blocks.find(root);
+  if (commitBlock === -1) throw new CommitReadError('missing-commit-block', 'the root commit block is not in the CAR');
+  const commitBytes = blocks.bytesOf(commitBlock);
+  checkHash('the root commit', blocks, commitBlock, commitBytes);
+  return { commit: readSignedCommit(repo, null, commitBytes), blocks };
+};
+
+/** Decodes the record block `cid` (checked against its hash); a CommitReadError when absent or malformed. */
+export const readRecordBlock = (blocks: CarIndex, cid: string): Record<string, unknown> => decodeRecord(blocks, cid, true);
 
 /**
  * Reads only the op records, leaving the commit block alone: for when signatures are not checked
@@ -181,20 +201,22 @@ const readOpRecords = (frame: CommitInput, blocks: CarIndex, verifyHashes: boole
   for (const op of frame.ops) {
     const cid = op.cid;
     if (cid === null || records.has(cid)) continue;
-    const block = lookup(blocks, cid);
-    if (block === -1) {
-      throw new CommitReadError('missing-record-block', `record block ${cid} not in CAR`);
-    }
-    const bytes = blocks.bytesOf(block);
-    if (verifyHashes) checkHash(cid, blocks, block, bytes);
-    let record: unknown;
-    try {
-      record = decode(bytes);
-    } catch (err) {
-      throw new CommitReadError('bad-record', `record block ${cid} is not DAG-CBOR`, { cause: err });
-    }
-    if (!isMap(record)) throw new CommitReadError('bad-record', `record block ${cid} is not a map`);
-    records.set(cid, record);
+    records.set(cid, decodeRecord(blocks, cid, verifyHashes));
   }
   return records;
+};
+
+const decodeRecord = (blocks: CarIndex, cid: string, verifyHash: boolean): CborMap => {
+  const block = lookup(blocks, cid);
+  if (block === -1) throw new CommitReadError('missing-record-block', `record block ${cid} not in CAR`);
+  const bytes = blocks.bytesOf(block);
+  if (verifyHash) checkHash(cid, blocks, block, bytes);
+  let record: unknown;
+  try {
+    record = decode(bytes);
+  } catch (err) {
+    throw new CommitReadError('bad-record', `record block ${cid} is not DAG-CBOR`, { cause: err });
+  }
+  if (!isMap(record)) throw new CommitReadError('bad-record', `record block ${cid} is not a map`);
+  return record;
 };

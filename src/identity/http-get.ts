@@ -1,5 +1,5 @@
-// http-get: one bounded GET for identity work (handles, profiles), and the bounded body reader the
-// DID resolver shares.
+// http-get: one bounded GET for identity work (handles, profiles), and the bounded body readers the
+// DID resolver and the resync worker share.
 //
 // Owns nothing but the request in flight. Promises: `httpGet` settles within `timeoutMs` (headers
 // and body) or as soon as `signal` aborts; reads at most `maxBytes`; a response of any status is
@@ -22,14 +22,18 @@ export class BodyTooLarge extends Error {
 }
 
 /** Reads a response body as text, refusing (BodyTooLarge) more than `maxBytes`. */
-export const readBounded = async (response: Response, maxBytes: number): Promise<string> => {
+export const readBounded = async (response: Response, maxBytes: number): Promise<string> =>
+  new TextDecoder().decode(await readBoundedBytes(response, maxBytes));
+
+/** Reads a response body, refusing (BodyTooLarge) more than `maxBytes`. */
+export const readBoundedBytes = async (response: Response, maxBytes: number): Promise<Uint8Array> => {
   const declared = Number(response.headers.get('content-length'));
   if (declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined);
     throw new BodyTooLarge();
   }
   const body = response.body;
-  if (body === null) return '';
+  if (body === null) return new Uint8Array();
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -49,7 +53,7 @@ export const readBounded = async (response: Response, maxBytes: number): Promise
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return new TextDecoder().decode(bytes);
+  return bytes;
 };
 
 export interface HttpGetOptions {

@@ -46,7 +46,11 @@ const UNIQUE_VIOLATION = '23505';
  */
 const OVERLAP_EVENTS = 500;
 
-export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: string, batch: Batch): Promise<BatchWriteResult> {
+/**
+ * `relayUrl` null: the batch does not come from a firehose (a whole-repo resync, repo-resync.ts)
+ * and moves no cursor.
+ */
+export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: string | null, batch: Batch): Promise<BatchWriteResult> {
   try {
     return await writeOnce(db, actorIds, relayUrl, batch, false);
   } catch (error) {
@@ -55,7 +59,7 @@ export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: str
   }
 }
 
-async function writeOnce(db: Database, actorIds: ActorIds, relayUrl: string, batch: Batch, absorb: boolean): Promise<BatchWriteResult> {
+async function writeOnce(db: Database, actorIds: ActorIds, relayUrl: string | null, batch: Batch, absorb: boolean): Promise<BatchWriteResult> {
   let learnt: ReadonlyArray<readonly [string, number]> = [];
   const result = await db.beginOnWriterConnection(async (sql) => {
     const actors = await actorIds.resolve(sql, batch.dids);
@@ -106,10 +110,14 @@ async function writeOnce(db: Database, actorIds: ActorIds, relayUrl: string, bat
     records.add('actors', actors.created.length);
     await allInOrder([
       records.write(sql),
-      sql`
-        insert into firehose_cursor (relay_url, seq, event_time, updated_at)
-        values (${relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
-        on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()`,
+      ...(relayUrl === null
+        ? []
+        : [
+            sql`
+              insert into firehose_cursor (relay_url, seq, event_time, updated_at)
+              values (${relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
+              on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()`,
+          ]),
     ]);
     return { newActors: actors.created.length, rewritten: absorb };
   });
@@ -132,14 +140,14 @@ async function enqueueIdentity(sql: TransactionSql, actorIds: number[], reason: 
     on conflict (actor_id) do update set reason = excluded.reason, not_before = now(), attempts = 0`;
 }
 
-/** Repos the batch found to need a resync; one already waiting keeps its first reason. */
+/** Repos the batch found to need a resync; one already waiting keeps its first reason and is marked again. */
 async function markResync(sql: TransactionSql, batch: Batch, idOf: (did: string) => number): Promise<void> {
   const entries = [...batch.resync].map(([did, mark]) => [idOf(did), mark] as const).sort(([a], [b]) => a - b);
   await sql`
     insert into repo_resync (actor_id, reason, seq)
     select * from unnest(${intArray(entries.map(([id]) => id))}::int4[], ${textArray(entries.map(([, mark]) => mark.reason))}::text[],
       ${textArray(entries.map(([, mark]) => String(mark.seq)))}::int8[])
-    on conflict (actor_id) do nothing`;
+    on conflict (actor_id) do update set marked_at = now()`;
 }
 
 async function writeAccountStatus(sql: TransactionSql, batch: Batch, idOf: (did: string) => number): Promise<void> {

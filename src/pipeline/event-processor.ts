@@ -23,7 +23,8 @@
  *
  * Resync: a `#sync` event, a commit whose `since` is not the last revision indexed for its repo
  * (a gap: commits were missed), a `tooBig` commit and a commit that fails its proof mark the repo
- * for a whole-repo fetch (the event's `resync`; the batch writes it to `repo_resync`).
+ * for a whole-repo fetch (the event's `resync`; the batch writes it to `repo_resync`, and the
+ * resync worker, repo-resync.ts, fetches it and settles here).
  *
  * The revision guard: a commit whose rev is not above the last rev indexed for its repo is stale
  * (a replay from another relay or an older cursor) and skipped as 'stale-rev'. The last rev is
@@ -68,6 +69,17 @@ export class EventProcessor {
   prefetch(frame: SequencedFrame): void {
     if (!this.#verifier || frame.kind !== 'commit' || !this.#repos.claimPrefetch(frame.repo)) return;
     this.#verifier.prefetch(frame.repo, frame.since === null);
+  }
+
+  /**
+   * After a whole-repo resync at `rev` was written (repo-resync.ts): false when a commit above
+   * `rev` was indexed meanwhile (the resync may have undone it: fetch again); otherwise records
+   * `rev` as the repo's last, so a replay of the commits it already holds is stale.
+   */
+  settleResync(did: string, rev: string): boolean {
+    if (this.#repos.recordedAbove(did, rev)) return false;
+    this.#repos.recordRev(did, rev);
+    return true;
   }
 
   async process(frame: SequencedFrame): Promise<IndexEvent> {

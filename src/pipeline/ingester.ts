@@ -3,8 +3,9 @@
  *
  * `startIngester` reads the stored cursor, starts the verification worker (none when
  * VERIFY_COMMITS=false), builds the processor, the pipeline and the subscription, and starts
- * their loops. `stop()` aborts reading, lets the pipeline write what
- * it accepted, and resolves; `done` rejects if either loop fails unexpectedly, for the owner to
+ * their loops, and the resync worker (repo-resync.ts: repos the firehose showed to have missed
+ * commits, fetched whole). `stop()` stops the resync worker, aborts reading, lets the pipeline
+ * write what it accepted, and resolves; `done` rejects if either loop fails unexpectedly, for the owner to
  * report (never fire and forget).
  */
 import type { Config } from '../config.ts';
@@ -12,12 +13,15 @@ import type { Database } from '../db/database.ts';
 import { secp256k1Library } from '../firehose/secp256k1-verify.ts';
 import { FirehoseSubscription } from '../firehose/subscription.ts';
 import { WorkerVerifier } from '../firehose/verifier.ts';
+import { DidResolver } from '../identity/did-resolver.ts';
 import type { PlcExportFigures } from '../identity/plc-export.ts';
 import type { Logger } from '../log.ts';
+import { outbound } from '../outbound/guarded-fetch.ts';
 import { ActorIds } from './actor-ids.ts';
 import { EventProcessor } from './event-processor.ts';
 import { IngestStats } from './ingest-stats.ts';
 import { Pipeline } from './pipeline.ts';
+import { RepoResync } from './repo-resync.ts';
 
 export interface Ingester {
   readonly pipeline: Pipeline;
@@ -27,6 +31,7 @@ export interface Ingester {
   readonly plcExport: PlcExportFigures | null;
   /** Signing keys that could not be used, by reason; empty without verification. */
   readonly unusableSigningKeys: ReadonlyMap<string, number>;
+  readonly resync: RepoResync;
   /** Settles when both loops end; rejects if one fails. */
   readonly done: Promise<void>;
   stop(): Promise<void>;
@@ -41,6 +46,8 @@ export interface IngesterOptions {
   readonly maxBatchEvents?: number;
   /** The verification worker's module (a compiled binary has its own layout). */
   readonly verifyWorkerUrl?: URL;
+  /** How long the resync worker waits between looks at an empty queue (default 5 s). */
+  readonly resyncIdleMs?: number;
 }
 
 export async function startIngester(config: IngesterConfig, db: Database, log: Logger, options: IngesterOptions = {}): Promise<Ingester> {
@@ -65,11 +72,12 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
         allowPrivateHosts: config.allowPrivateHosts ?? [],
       })
     : null;
+  const processor = new EventProcessor({ verifier, stats });
   const pipeline = new Pipeline({
     db,
     actorIds: new ActorIds(),
     relayUrl: config.relayUrl,
-    processor: new EventProcessor({ verifier, stats }),
+    processor,
     stats,
     log,
     maxConcurrentOps: config.maxConcurrentOps,
@@ -86,6 +94,19 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
     idleTimeoutMs: options.idleTimeoutMs,
   });
 
+  const strangers = outbound({ allowPrivateHosts: new Set(config.allowPrivateHosts ?? []) });
+  const resync = new RepoResync({
+    db,
+    actorIds: new ActorIds(10_000),
+    dids: new DidResolver({ plcUrl: config.plcUrl, strangers, ttlMs: 60_000 }),
+    strangers,
+    verifier,
+    settle: (did, rev) => processor.settleResync(did, rev),
+    log,
+    ...(options.resyncIdleMs === undefined ? {} : { idleMs: options.resyncIdleMs }),
+  });
+  resync.start();
+
   const reading = new AbortController();
   const writing = new AbortController();
   const subscriptionDone = subscription.run(reading.signal);
@@ -95,6 +116,7 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      await resync.stop();
       reading.abort();
       await subscriptionDone;
       writing.abort();
@@ -113,6 +135,7 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
     get unusableSigningKeys() {
       return verifier?.unusableKeys ?? new Map<string, number>();
     },
+    resync,
     done,
     stop,
   };

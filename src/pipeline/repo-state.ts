@@ -61,12 +61,27 @@ export class RepoStateTable {
 
   /** Whether a revision was recorded for `did` and `rev` is not above it. */
   isStale(did: string, rev: string): boolean {
+    const order = this.#compareRecorded(did, rev);
+    return order !== null && order <= 0;
+  }
+
+  /** Whether a revision above `rev` was recorded for `did`. */
+  recordedAbove(did: string, rev: string): boolean {
+    const order = this.#compareRecorded(did, rev);
+    return order !== null && order < 0;
+  }
+
+  /** `rev` compared with the revision recorded for `did` (negative: below it); null when none is. */
+  #compareRecorded(did: string, rev: string): number | null {
     const slot = this.#slots.find(did);
-    if (slot < 0) return false;
+    if (slot < 0) return null;
     const high = this.#revHigh[slot]!;
-    if (high === NO_REV) return false;
-    if (!this.#parseRev(rev)) return rev <= formatRev(high, this.#revLow[slot]!);
-    return this.#high < high || (this.#high === high && this.#low <= this.#revLow[slot]!);
+    if (high === NO_REV) return null;
+    if (!this.#parseRev(rev)) {
+      const recorded = formatRev(high, this.#revLow[slot]!);
+      return rev < recorded ? -1 : rev > recorded ? 1 : 0;
+    }
+    return this.#high !== high ? this.#high - high : this.#low - this.#revLow[slot]!;
   }
 
   /**

@@ -16,6 +16,7 @@ import { silentLogger } from '../../src/log.ts';
 import { startIngester, type Ingester } from '../../src/pipeline/ingester.ts';
 import { startSimulator, type Simulator } from '../../src/sim/server.ts';
 import { migratedDatabase } from '../support/schema.ts';
+import { LOOPBACK_HOSTS } from '../support/strangers.ts';
 import { until } from '../support/until.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -79,7 +80,7 @@ beforeAll(async () => {
   const recent = new RecentErrors();
   const log = recordingLogger(silentLogger, recent);
   const relayUrl = sim.url.replace(/^http/, 'ws');
-  ingester = await startIngester({ relayUrl, firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, plcFollowExport: true, verifyCommits: true, maxConcurrentOps: 40 }, migrated.db, log);
+  ingester = await startIngester({ relayUrl, firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, plcFollowExport: true, verifyCommits: true, maxConcurrentOps: 40, allowPrivateHosts: LOOPBACK_HOSTS }, migrated.db, log);
   cleanups.push(() => ingester.stop());
   const metrics = new MetricsService({ db: migrated.db, ingest: ingester, config: { relayUrl, maxConcurrentUserCreations: 20 }, recentErrors: recent });
   metrics.start();

@@ -226,6 +226,7 @@ describe('metrics with hand-made services over a real database', () => {
       stats,
       plcExport: PLC_EXPORT,
       unusableSigningKeys: new Map([['legacy-secp256k1:bad-point', 2]]),
+      resync: { figures: { outcomes: new Map([['resynced', 3], ['fetch-failed', 1]]), recordsChanged: 40, unverified: 0 } },
       pipeline: {
         queueDepth: 12,
         queueLimit: 1000,
@@ -296,6 +297,8 @@ describe('metrics with hand-made services over a real database', () => {
       unverifiedCommits: 4,
       unprovenCommits: 0,
       reposAwaitingResync: {},
+      resyncOutcomes: { resynced: 3, 'fetch-failed': 1 },
+      resyncRecordsChanged: 40,
       plcExport: PLC_EXPORT,
       unusableSigningKeys: { 'legacy-secp256k1:bad-point': 2 },
       batchWriteErrors: 1,

@@ -3,6 +3,7 @@
  * compare the two with one `expect(...).toEqual(...)`.
  */
 import type { Database } from '../../src/db/database.ts';
+import { tableOf } from '../../src/pipeline/collections.ts';
 import type { GroundTruth } from '../../src/sim/ground-truth.ts';
 
 export interface IndexedState {
@@ -11,29 +12,12 @@ export interface IndexedState {
   readonly actors: Record<string, { followersCount: number; followsCount: number; postsCount: number }>;
 }
 
-const TABLES: Record<string, string> = {
-  'app.bsky.feed.post': 'posts',
-  'app.bsky.feed.like': 'likes',
-  'app.bsky.feed.repost': 'reposts',
-  'app.bsky.graph.follow': 'follows',
-  'app.bsky.graph.block': 'blocks',
-  'app.bsky.actor.profile': 'profiles',
-  'app.bsky.graph.list': 'lists',
-  'app.bsky.graph.listitem': 'list_items',
-  'app.bsky.graph.listblock': 'list_blocks',
-  'app.bsky.feed.generator': 'feed_generators',
-  'app.bsky.feed.threadgate': 'threadgates',
-  'app.bsky.feed.postgate': 'postgates',
-  'app.bsky.graph.starterpack': 'starter_packs',
-  'app.bsky.labeler.service': 'labelers',
-};
-
 /** Live records per collection by count(*) (the truth), aggregates for live posts and for the given actors. */
 export async function readIndexedState(db: Database, truth: GroundTruth): Promise<IndexedState> {
   return db.run(async (sql) => {
     const records: Record<string, number> = {};
     for (const collection of Object.keys(truth.records)) {
-      const table = TABLES[collection];
+      const table = tableOf(collection);
       if (!table) throw new Error(`no table for ${collection}`);
       const [row] = await sql`select count(*)::int as n from ${sql(table)}`;
       records[collection] = row?.n ?? 0;

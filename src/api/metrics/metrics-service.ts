@@ -13,6 +13,7 @@ import type { Database, PoolStats } from '../../db/database.ts';
 import type { RecentErrors } from '../../lib/recent-errors.ts';
 import type { PlcExportFigures } from '../../identity/plc-export.ts';
 import type { IngestStats } from '../../pipeline/ingest-stats.ts';
+import type { RepoResyncFigures } from '../../pipeline/repo-resync.ts';
 import { MetricsHistory } from './history.ts';
 
 /** What the metrics read of the pipeline (the real `Pipeline` satisfies it). */
@@ -45,6 +46,8 @@ export interface IngestSource {
   readonly plcExport?: PlcExportFigures | null;
   /** Signing keys that could not be used, by reason. */
   readonly unusableSigningKeys?: ReadonlyMap<string, number>;
+  /** The resync worker (repo-resync.ts). */
+  readonly resync?: { readonly figures: RepoResyncFigures };
 }
 
 /** User creations (identity fetches) running and their bound. */
@@ -123,6 +126,12 @@ export interface EventProcessorMetrics {
    * seen: sync-event, rev-gap, too-big, bad-proof (sql/00008); null until the database answered.
    */
   readonly reposAwaitingResync: Record<string, number> | null;
+  /**
+   * Whole-repo fetches done by the resync worker, by outcome (resynced, repo-gone, moved-on,
+   * fetch-failed, too-large, bad-repo, bad-signature, ...), and the records they wrote or deleted.
+   */
+  readonly resyncOutcomes: Record<string, number>;
+  readonly resyncRecordsChanged: number;
   /** Signing keys learned from the PLC directory's export; null when it is not followed. */
   readonly plcExport: PlcExportFigures | null;
   /**
@@ -280,6 +289,8 @@ export class MetricsService {
       unverifiedCommits: stats?.unverifiedCommits ?? 0,
       unprovenCommits: stats?.unprovenCommits ?? 0,
       reposAwaitingResync: db?.awaitingResync ?? null,
+      resyncOutcomes: record(ingest?.resync?.figures.outcomes),
+      resyncRecordsChanged: ingest?.resync?.figures.recordsChanged ?? 0,
       plcExport: ingest?.plcExport ?? null,
       unusableSigningKeys: record(ingest?.unusableSigningKeys),
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
