@@ -172,7 +172,11 @@ export class FirehoseSubscription {
       // silent for idleTimeoutMs: replaced (checked every quarter of it, at most every second)
       let lastActivity = Date.now();
       const idleCheck = setInterval(() => {
-        if (Date.now() - lastActivity >= idleTimeoutMs) finish('idle');
+        if (Date.now() - lastActivity >= idleTimeoutMs) {
+          finish('idle');
+          // a silent relay will not answer the close handshake either (Bun's close() waits ~35 s for it)
+          (socket as WebSocket & { terminate?: () => void }).terminate?.();
+        }
       }, Math.min(1000, Math.max(1, Math.floor(idleTimeoutMs / 4))));
       const onAbort = (): void => finish('aborted');
       signal.addEventListener('abort', onAbort, { once: true });

@@ -4,13 +4,14 @@
  *   bun run src/sim/cli.ts [--port 2470] [--seed 1] [--accounts 1000] [--commits 100000] [--rate 0]
  *     [--new-share 0.1] [--faults malformed=0.01,badSignature=0.01,...] [--identity-share 0]
  *     [--account-share 0] [--sync-share 0] [--key-forms p256=0.05,legacy-uncompressed=0.1,...]
- *     [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
+ *     [--retain N] [--pregenerate] [--expect FILE] [--stats FILE] [--pds-url URL]
  *   bun run src/sim/cli.ts --directory-only [--port 2470] [--seed 1] [--accounts 1000] [--key-forms ...]
  *     [--pds-url URL] [--export-from URL]
  *
  * Owns: argument parsing and the process lifecycle; the only reader of process.env here (SIM_PORT).
  * Promises: prints where it listens; keeps the ground truth only with --expect, and writes it as JSON
- * once every commit has been generated; --directory-only serves the PLC directory alone (see
+ * once every commit has been generated (--stats FILE: the network's counters, faults included, and
+ * the last seq, at the same moment); --directory-only serves the PLC directory alone (see
  * `startDirectory`), --pds-url is what DID documents name as the PDS, --export-from the (paced)
  * simulator whose /export it passes on; stops cleanly on SIGINT/SIGTERM; bad arguments exit with
  * status 2.
@@ -22,7 +23,7 @@ import { SIM_KEY_FORMS, type KeyFormShares } from './keys.ts';
 
 const USAGE = `usage: bun run src/sim/cli.ts [--port N] [--seed S] [--accounts N] [--commits N] [--rate N]
   [--new-share X] [--faults kind=rate,...] [--identity-share X] [--account-share X] [--sync-share X]
-  [--key-forms form=share,...] [--retain N] [--pregenerate] [--expect FILE] [--pds-url URL]
+  [--key-forms form=share,...] [--retain N] [--pregenerate] [--expect FILE] [--stats FILE] [--pds-url URL]
        bun run src/sim/cli.ts --directory-only [--port N] [--seed S] [--accounts N] [--key-forms form=share,...]
   [--pds-url URL] [--export-from URL]
 fault kinds: ${FAULT_KINDS.join(', ')}
@@ -57,7 +58,7 @@ const num = (name: string, text: string | undefined): number | undefined => {
 export const parseCli = (
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-): { options: SimulatorOptions; expect: string | null; directoryOnly: boolean } => {
+): { options: SimulatorOptions; expect: string | null; stats: string | null; directoryOnly: boolean } => {
   const { values } = parseArgs({
     args: [...argv],
     strict: true,
@@ -78,6 +79,7 @@ export const parseCli = (
       retain: { type: 'string' },
       pregenerate: { type: 'boolean' },
       expect: { type: 'string' },
+      stats: { type: 'string' },
       'pds-url': { type: 'string' },
       'export-from': { type: 'string' },
       'directory-only': { type: 'boolean' },
@@ -108,8 +110,8 @@ export const parseCli = (
     if (!directoryOnly) throw new RangeError('--export-from is for --directory-only');
     options.exportFrom = values['export-from'];
   }
-  if (directoryOnly && values.expect !== undefined) throw new RangeError('--directory-only generates nothing to --expect');
-  return { options, expect: values.expect ?? null, directoryOnly };
+  if (directoryOnly && (values.expect !== undefined || values.stats !== undefined)) throw new RangeError('--directory-only generates nothing to --expect or --stats');
+  return { options, expect: values.expect ?? null, stats: values.stats ?? null, directoryOnly };
 };
 
 const main = async (): Promise<void> => {
@@ -121,7 +123,7 @@ const main = async (): Promise<void> => {
     if (!(err instanceof Error && err.message === USAGE)) console.error(USAGE);
     process.exit(2);
   }
-  const { options, expect, directoryOnly } = parsed;
+  const { options, expect, stats, directoryOnly } = parsed;
   if (directoryOnly) {
     const directory = await startDirectory(options);
     console.log(`PLC directory of the firehose simulator (seed ${options.seed}, ${directory.directory.size} accounts) listening:`);
@@ -149,6 +151,7 @@ const main = async (): Promise<void> => {
   }
 
   const finished = sim.generated().then(async () => {
+    if (stats !== null) await Bun.write(stats, `${JSON.stringify({ lastSeq: sim.network.lastSeq, commits: sim.commitsGenerated, stats: sim.stats }, null, 1)}\n`);
     if (expect !== null) {
       await Bun.write(expect, `${JSON.stringify(sim.groundTruth(), null, 1)}\n`);
       console.log(`all ${sim.commitsGenerated} commits generated; ground truth written to ${expect}`);

@@ -4,7 +4,8 @@
  * Owns: turning the workload's plans into real events: signed commits with CAR slices, identity,
  * account and sync events, and the faulty frames; assigning seqs; appending frames to the log;
  * feeding accepted events to the ground truth.
- * Promises: seqs start at 1 and increase by one per event that has a seq; frames are appended in seq
+ * Promises: seqs start at 1 and increase by one per event that has a seq (by more after a seqGap
+ * fault); frames are appended in seq
  * order (duplicates, replays and garbage excepted, by design); one `step()` = one commit plus the
  * events the workload planned around it; a forged or malformed commit never changes a repo or the
  * ground truth. The ground truth is kept only when asked for (it holds every live record). No I/O
@@ -18,6 +19,7 @@ import {
   accountFrame,
   commitFrame,
   identityFrame,
+  infoFrame,
   syncFrame,
   type CommitOpBody,
 } from './frames.ts';
@@ -176,6 +178,15 @@ export class Network {
         this.stats.faults.replay++;
         return;
       }
+      case 'seqGap':
+        // the next event's seq jumps: numbers are never reused, and none of them names an event
+        this.#seq += plan.skip;
+        this.stats.faults.seqGap++;
+        return;
+      case 'outdatedCursor':
+        this.#append(infoFrame({ name: 'OutdatedCursor', message: 'simulated: events may have been missed' }), null);
+        this.stats.faults.outdatedCursor++;
+        return;
     }
   }
 

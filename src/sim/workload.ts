@@ -24,7 +24,10 @@ import * as R from './records.ts';
 import type { RepoOp } from './repo.ts';
 import type { Rng } from './rng.ts';
 
-export const FAULT_KINDS = ['malformed', 'badSignature', 'unknownCollection', 'invalidRecord', 'duplicate', 'replay'] as const;
+// seqGap: the relay skips a few sequence numbers (nothing is missing); outdatedCursor: an
+// `#info OutdatedCursor` frame in the middle of the stream. Both are drawn only when asked for, so
+// the output of every seed without them is unchanged.
+export const FAULT_KINDS = ['malformed', 'badSignature', 'unknownCollection', 'invalidRecord', 'duplicate', 'replay', 'seqGap', 'outdatedCursor'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export type FaultRates = Record<FaultKind, number>;
 
@@ -50,7 +53,9 @@ export type Planned =
   | { readonly kind: 'garbage'; readonly bytes: Uint8Array }
   | { readonly kind: 'truncated' }
   | { readonly kind: 'duplicate' }
-  | { readonly kind: 'replay'; readonly back: number };
+  | { readonly kind: 'replay'; readonly back: number }
+  | { readonly kind: 'seqGap'; readonly skip: number }
+  | { readonly kind: 'outdatedCursor' };
 
 interface PostEntry extends Slotted {
   /** numbers posts in creation order (edge keys name posts by it) */
@@ -196,6 +201,8 @@ export class Workload {
       else out.push(this.#faultyCommit('badCar') ?? { kind: 'truncated' });
     }
     if (rng.chance(f.replay)) out.push({ kind: 'replay', back: rng.range(2, 500) });
+    if (f.seqGap > 0 && rng.chance(f.seqGap)) out.push({ kind: 'seqGap', skip: rng.range(1, 50) });
+    if (f.outdatedCursor > 0 && rng.chance(f.outdatedCursor)) out.push({ kind: 'outdatedCursor' });
     return out;
   }
 

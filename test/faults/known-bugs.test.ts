@@ -1,0 +1,38 @@
+/**
+ * What the fault suite found and is not fixed yet, each as the test it must pass. Marked `todo`:
+ * `bun test` skips them; `bun test --todo test/faults/known-bugs.test.ts` runs them (each fails
+ * today, and says "remove .todo" once fixed). A minute or so each; the bench's rows of the same
+ * names measure them too (`bun run bench/faults.ts --scenario pg-embedded,disk-full`).
+ */
+import { describe, expect, test } from 'bun:test';
+import { testServerUrl } from '../support/database.ts';
+import { pgServerAt } from './harness.ts';
+import { SCENARIOS, type Context } from './scenarios.ts';
+
+const ctx = (): Context => ({ pg: pgServerAt(testServerUrl()), full: false, smoke: false, seed: 1, memoryBoundMb: 512, progress: () => {} });
+
+const failedChecks = (checks: Record<string, boolean>): string[] => Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
+
+describe('known bugs', () => {
+  // The embedded server runs with synchronous_commit=off. A backend killed (the OOM killer) makes it
+  // restart every backend and drop the WAL not yet flushed: the last batches and their cursor are
+  // gone, but the pipeline keeps its in-memory position and never asks the relay for them again.
+  test.todo('embedded PostgreSQL: a backend kill -9 loses nothing', async () => {
+    const figure = await SCENARIOS['pg-embedded-crash']!.run(ctx());
+    expect({ failed: failedChecks(figure.checks), lost: figure.lost, doubled: figure.doubled }).toEqual({ failed: [], lost: 0, doubled: 0 });
+  }, 180_000);
+
+  // Nothing restarts the embedded server when it dies: ingestion stops for good, the process stays up.
+  test.todo('embedded PostgreSQL: the postmaster killed, ingestion resumes by itself', async () => {
+    const figure = await SCENARIOS['pg-embedded-kill']!.run(ctx());
+    expect(failedChecks(figure.checks)).toEqual([]);
+  }, 240_000);
+
+  // With the disk full the batch writer retries (rightly), but /ready only says the firehose is not
+  // connected: the reason (No space left on device) is in the log alone.
+  test.todo('disk full: /ready gives the reason', async () => {
+    const figure = await SCENARIOS['disk-full']!.run(ctx());
+    if (figure.verdict === 'skipped') return; // needs root and a tmpfs mount
+    expect(failedChecks(figure.checks)).toEqual([]);
+  }, 240_000);
+});
