@@ -6,7 +6,9 @@
  * statement moving the post and actor counters itself), account statuses, repos to resync and identity refreshes
  * -> record counts and the cursor. Because the cursor row is written in the same transaction as
  * the rows, the stored cursor never runs ahead of committed data, and a crash anywhere replays the
- * whole batch, which the idempotent statements absorb.
+ * whole batch, which the idempotent statements absorb. The cursor is compared and set: it moves
+ * only from the seq the previous committed batch wrote, so a database that lost committed batches
+ * (CursorRegressed) is noticed at the next batch instead of leaving a hole for good.
  *
  * Round trips: the statements of each of the three stages are pipelined on the writer's own
  * connection (`beginOnWriterConnection`: there they stay prepared, which pipelining needs;
@@ -46,20 +48,37 @@ const UNIQUE_VIOLATION = '23505';
  */
 const OVERLAP_EVENTS = 500;
 
+/** Where a firehose batch moves the cursor: `previousSeq` is the last seq the pipeline saw committed. */
+export interface BatchCursor {
+  readonly relayUrl: string;
+  readonly previousSeq: number | null;
+}
+
 /**
- * `relayUrl` null: the batch does not come from a firehose (a whole-repo resync, repo-resync.ts)
+ * The stored cursor is not the one the last committed batch wrote: the database lost committed
+ * transactions (PostgreSQL crashed and restarted with synchronous_commit=off, or was restored
+ * from a backup) or another process writes the same relay's cursor. Carrying on would leave the
+ * lost events unindexed for good; the ingester stops, and the next start resumes from the
+ * stored cursor.
+ */
+export class CursorRegressed extends Error {
+  override readonly name = 'CursorRegressed';
+}
+
+/**
+ * `cursor` null: the batch does not come from a firehose (a whole-repo resync, repo-resync.ts)
  * and moves no cursor.
  */
-export async function writeBatch(db: Database, actorIds: ActorIds, relayUrl: string | null, batch: Batch): Promise<BatchWriteResult> {
+export async function writeBatch(db: Database, actorIds: ActorIds, cursor: BatchCursor | null, batch: Batch): Promise<BatchWriteResult> {
   try {
-    return await writeOnce(db, actorIds, relayUrl, batch, false);
+    return await writeOnce(db, actorIds, cursor, batch, false);
   } catch (error) {
     if ((error as { code?: unknown } | null)?.code !== UNIQUE_VIOLATION) throw error;
-    return await writeOnce(db, actorIds, relayUrl, batch, true);
+    return await writeOnce(db, actorIds, cursor, batch, true);
   }
 }
 
-async function writeOnce(db: Database, actorIds: ActorIds, relayUrl: string | null, batch: Batch, absorb: boolean): Promise<BatchWriteResult> {
+async function writeOnce(db: Database, actorIds: ActorIds, cursor: BatchCursor | null, batch: Batch, absorb: boolean): Promise<BatchWriteResult> {
   let learnt: ReadonlyArray<readonly [string, number]> = [];
   const result = await db.beginOnWriterConnection(async (sql) => {
     const actors = await actorIds.resolve(sql, batch.dids);
@@ -108,17 +127,28 @@ async function writeOnce(db: Database, actorIds: ActorIds, relayUrl: string | nu
     await allInOrder(statements);
 
     records.add('actors', actors.created.length);
-    await allInOrder([
-      records.write(sql),
-      ...(relayUrl === null
-        ? []
-        : [
-            sql`
-              insert into firehose_cursor (relay_url, seq, event_time, updated_at)
-              values (${relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
-              on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()`,
-          ]),
-    ]);
+    const cursorMoved =
+      cursor === null
+        ? null
+        : sql<{ seq: number }[]>`
+            insert into firehose_cursor (relay_url, seq, event_time, updated_at)
+            values (${cursor.relayUrl}, ${batch.lastSeq}, ${batch.lastTime}, now())
+            on conflict (relay_url) do update set seq = excluded.seq, event_time = excluded.event_time, updated_at = now()
+            where firehose_cursor.seq is not distinct from ${cursor.previousSeq}::int8
+            returning seq`;
+    await allInOrder(cursorMoved === null ? [records.write(sql)] : [records.write(sql), cursorMoved]);
+    // compare-and-set: the cursor moves only from where the last committed batch left it
+    if (cursor !== null && cursorMoved !== null && (await cursorMoved).length !== 1) {
+      const [stored] = await sql<{ seq: number }[]>`select seq from firehose_cursor where relay_url = ${cursor.relayUrl}`;
+      // this very batch committed once already (its acknowledgement was lost with the connection):
+      // writing it again changed nothing
+      if (stored?.seq !== batch.lastSeq) {
+        throw new CursorRegressed(
+          `the stored cursor of ${cursor.relayUrl} is ${stored?.seq ?? 'missing'}, not ${cursor.previousSeq ?? 'missing'} as the last committed batch left it: ` +
+            'the database lost committed work (a PostgreSQL crash with synchronous_commit=off, or a restore) or another process follows the same relay',
+        );
+      }
+    }
     return { newActors: actors.created.length, rewritten: absorb };
   });
   actorIds.remember(learnt);

@@ -28,6 +28,8 @@ export class IngestStats {
   batchWriteErrors = 0;
   /** Batches that met keys already stored (replays) and were written again absorbing them. */
   batchesRewritten = 0;
+  /** Times the database was found to have lost committed batches, and ingestion started over from its cursor. */
+  cursorRegressions = 0;
   readonly #rate = new Uint32Array(RATE_WINDOW_SECONDS);
   #rateSecond = 0;
   readonly #batchSizes: number[] = [];

@@ -18,6 +18,7 @@ import type { PlcExportFigures } from '../identity/plc-export.ts';
 import type { Logger } from '../log.ts';
 import { outbound } from '../outbound/guarded-fetch.ts';
 import { ActorIds } from './actor-ids.ts';
+import { CursorRegressed } from './batch-writer.ts';
 import { EventProcessor } from './event-processor.ts';
 import { IngestStats } from './ingest-stats.ts';
 import { Pipeline } from './pipeline.ts';
@@ -51,19 +52,9 @@ export interface IngesterOptions {
 }
 
 export async function startIngester(config: IngesterConfig, db: Database, log: Logger, options: IngesterOptions = {}): Promise<Ingester> {
-  const [stored] = await db.run((sql) => sql<{ seq: number }[]>`select seq from firehose_cursor where relay_url = ${config.relayUrl}`);
-  const committedSeq = stored?.seq ?? null;
-  log.info('starting ingestion', {
-    relay: config.relayUrl,
-    cursor: committedSeq ?? (config.firehoseStart.kind === 'seq' ? `${config.firehoseStart.seq} (FIREHOSE_START)` : 'live'),
-    verify: config.verifyCommits,
-    // 'system', 'package' or 'javascript': see secp256k1-verify.ts and the README
-    secp256k1: config.verifyCommits ? secp256k1Library : undefined,
-  });
   if (config.verifyCommits && secp256k1Library === 'javascript') {
     log.warn('commit signatures are checked in JavaScript, ~1 ms each (the live network sends ~450 commits a second): install libsecp256k1 (Debian and Ubuntu: apt-get install libsecp256k1-1)');
   }
-
   const stats = new IngestStats();
   const verifier = config.verifyCommits
     ? await WorkerVerifier.start(config.plcUrl, log, {
@@ -72,62 +63,99 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
         allowPrivateHosts: config.allowPrivateHosts ?? [],
       })
     : null;
-  const processor = new EventProcessor({ verifier, stats });
-  const pipeline = new Pipeline({
-    db,
-    actorIds: new ActorIds(),
-    relayUrl: config.relayUrl,
-    processor,
-    stats,
-    log,
-    maxConcurrentOps: config.maxConcurrentOps,
-    committedSeq,
-    queueLimit: options.queueLimit,
-    maxBatchEvents: options.maxBatchEvents,
-  });
-  const subscription = new FirehoseSubscription({
-    relayUrl: config.relayUrl,
-    start: config.firehoseStart,
-    sink: pipeline,
-    stats,
-    log,
-    idleTimeoutMs: options.idleTimeoutMs,
-  });
+
+  /** A pipeline and its subscription from the stored cursor, with caches that know nothing yet. */
+  const follow = async () => {
+    const [stored] = await db.run((sql) => sql<{ seq: number }[]>`select seq from firehose_cursor where relay_url = ${config.relayUrl}`);
+    const committedSeq = stored?.seq ?? null;
+    log.info('starting ingestion', {
+      relay: config.relayUrl,
+      cursor: committedSeq ?? (config.firehoseStart.kind === 'seq' ? `${config.firehoseStart.seq} (FIREHOSE_START)` : 'live'),
+      verify: config.verifyCommits,
+      // 'system', 'package' or 'javascript': see secp256k1-verify.ts and the README
+      secp256k1: config.verifyCommits ? secp256k1Library : undefined,
+    });
+    const processor = new EventProcessor({ verifier, stats });
+    const pipeline = new Pipeline({
+      db,
+      actorIds: new ActorIds(),
+      relayUrl: config.relayUrl,
+      processor,
+      stats,
+      log,
+      maxConcurrentOps: config.maxConcurrentOps,
+      committedSeq,
+      queueLimit: options.queueLimit,
+      maxBatchEvents: options.maxBatchEvents,
+    });
+    const subscription = new FirehoseSubscription({
+      relayUrl: config.relayUrl,
+      start: config.firehoseStart,
+      sink: pipeline,
+      stats,
+      log,
+      idleTimeoutMs: options.idleTimeoutMs,
+    });
+    const reading = new AbortController();
+    const writing = new AbortController();
+    const subscriptionDone = subscription.run(reading.signal);
+    const pipelineDone = pipeline.run(writing.signal);
+    const halt = async (): Promise<void> => {
+      reading.abort();
+      await subscriptionDone;
+      writing.abort();
+      await pipelineDone;
+    };
+    return { processor, pipeline, subscription, done: Promise.all([subscriptionDone, pipelineDone]), halt };
+  };
+  let current = await follow();
 
   const strangers = outbound({ allowPrivateHosts: new Set(config.allowPrivateHosts ?? []) });
   const resync = new RepoResync({
     db,
-    actorIds: new ActorIds(10_000),
     dids: new DidResolver({ plcUrl: config.plcUrl, strangers, ttlMs: 60_000 }),
     strangers,
     verifier,
-    settle: (did, rev) => processor.settleResync(did, rev),
+    settle: (did, rev) => current.processor.settleResync(did, rev),
     log,
     ...(options.resyncIdleMs === undefined ? {} : { idleMs: options.resyncIdleMs }),
   });
   resync.start();
 
-  const reading = new AbortController();
-  const writing = new AbortController();
-  const subscriptionDone = subscription.run(reading.signal);
-  const pipelineDone = pipeline.run(writing.signal);
-  const done = Promise.all([subscriptionDone, pipelineDone]).then(() => undefined);
-
   let stopping: Promise<void> | null = null;
+  // The database lost committed batches (CursorRegressed, batch-writer.ts: a crash with
+  // synchronous_commit=off): what was written since is not trusted, so the pipeline starts over
+  // from the stored cursor with empty caches, and the relay sends the lost events again.
+  const done = (async () => {
+    for (;;) {
+      try {
+        await current.done;
+        return;
+      } catch (error) {
+        if (!(error instanceof CursorRegressed) || stopping) throw error;
+        stats.cursorRegressions++;
+        log.error('the database lost committed batches: following again from the stored cursor', { error });
+        await current.halt().catch(() => undefined);
+        current = await follow();
+      }
+    }
+  })();
+
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await resync.stop();
-      reading.abort();
-      await subscriptionDone;
-      writing.abort();
-      await pipelineDone;
+      await current.halt();
       await verifier?.close();
-      log.info('ingestion stopped', { cursor: pipeline.committedSeq });
+      log.info('ingestion stopped', { cursor: current.pipeline.committedSeq });
     })());
 
   return {
-    pipeline,
-    subscription,
+    get pipeline() {
+      return current.pipeline;
+    },
+    get subscription() {
+      return current.subscription;
+    },
     stats,
     get plcExport() {
       return verifier?.exportFigures ?? null;

@@ -22,7 +22,7 @@ import type { Logger } from '../log.ts';
 import { Semaphore } from '../lib/semaphore.ts';
 import type { ActorIds } from './actor-ids.ts';
 import { buildBatch } from './batch.ts';
-import { writeBatch } from './batch-writer.ts';
+import { CursorRegressed, writeBatch } from './batch-writer.ts';
 import type { EventProcessor, SequencedFrame } from './event-processor.ts';
 import type { IndexEvent } from './events.ts';
 import type { IngestStats } from './ingest-stats.ts';
@@ -219,7 +219,7 @@ export class Pipeline {
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
       try {
-        const result = await writeBatch(db, actorIds, relayUrl, buildBatch(events));
+        const result = await writeBatch(db, actorIds, { relayUrl, previousSeq: this.#committedSeq }, buildBatch(events));
         stats.batchCommitted(events.length, result.newActors, performance.now() - started);
         if (result.rewritten) stats.batchesRewritten++;
         const last = events.at(-1);
@@ -234,6 +234,8 @@ export class Pipeline {
         return true;
       } catch (error) {
         stats.batchWriteErrors++;
+        // not retried: the events the database lost are behind this batch (batch-writer.ts)
+        if (error instanceof CursorRegressed) throw error;
         if (isDataError(error)) {
           if (events.length > 1) {
             const middle = Math.ceil(events.length / 2);

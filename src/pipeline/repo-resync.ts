@@ -31,7 +31,7 @@ import { DidResolutionError, type DidResolver } from '../identity/did-resolver.t
 import { BodyTooLarge, readBoundedBytes } from '../identity/http-get.ts';
 import type { Logger } from '../log.ts';
 import { OutboundRefused, type Outbound } from '../outbound/guarded-fetch.ts';
-import type { ActorIds } from './actor-ids.ts';
+import { ActorIds } from './actor-ids.ts';
 import { buildBatch } from './batch.ts';
 import { writeBatch } from './batch-writer.ts';
 import { collectionOfTable, parseRecord, TABLES, tableOf, type Table } from './collections.ts';
@@ -51,7 +51,6 @@ export type ResyncOutcome =
 
 export interface RepoResyncOptions {
   readonly db: Database;
-  readonly actorIds: ActorIds;
   readonly dids: DidResolver;
   readonly strangers: Outbound;
   /** null: VERIFY_COMMITS=false */
@@ -205,11 +204,13 @@ export class RepoResync {
       const [table, rkey] = key.split(' ') as [Table, string];
       ops.push({ action: 'delete', collection: collectionOfTable(table), table, rkey, cid: null, row: null });
     }
+    // a cache of its own per repo: nothing it learnt can outlive a database that lost work
+    const actorIds = new ActorIds(1_000);
     try {
       for (let from = 0; from < ops.length; from += OPS_PER_BATCH) {
         const slice = ops.slice(from, from + OPS_PER_BATCH);
         const batch = buildBatch([{ kind: 'commit', seq: 0, time: null, did: repo.did, rev: commit.rev, ops: slice }]);
-        await writeBatch(this.#options.db, this.#options.actorIds, null, batch);
+        await writeBatch(this.#options.db, actorIds, null, batch);
         this.#recordsChanged += slice.length;
       }
     } catch (error) {

@@ -1,6 +1,7 @@
 /**
  * The fault suite's machinery, in reduced form: kill -9 at 3 points, garbage / replayed / skipped
- * sequence numbers from the relay, and a SIGTERM mid-flood, each a real Aqueduct process against
+ * sequence numbers from the relay, a PostgreSQL that loses acknowledged commits, and a SIGTERM
+ * mid-flood, each a real Aqueduct process against
  * the real simulator, compared with its ground truth. Only what does not depend on the machine's
  * speed is asserted (nothing lost or doubled, every fault counted, exit codes, resumed cursors);
  * the time bounds are the benchmark's (`bun run bench/faults.ts`).
@@ -41,6 +42,11 @@ describe('fault suite (reduced)', () => {
   test('the relay sends garbage, replays old seqs and skips seq numbers: each counted, none a crash', async () => {
     for (const name of ['relay-garbage', 'relay-replay', 'relay-skip']) expectClean(await SCENARIOS[name]!.run(ctx));
   }, 90_000);
+
+  test('PostgreSQL with synchronous_commit=off killed mid-ingest: the lost batches are noticed and fetched again', async () => {
+    const figure = await SCENARIOS['pg-external-async']!.run(ctx);
+    expectClean(figure);
+  }, 180_000);
 
   test('SIGTERM mid-flood: exits 0, the next start resumes exactly', async () => {
     expectClean(await SCENARIOS.sigterm!.run(ctx));

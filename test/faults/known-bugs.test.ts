@@ -14,14 +14,6 @@ const ctx = (): Context => ({ pg: pgServerAt(testServerUrl()), full: false, smok
 const failedChecks = (checks: Record<string, boolean>): string[] => Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
 
 describe('known bugs', () => {
-  // The embedded server runs with synchronous_commit=off. A backend killed (the OOM killer) makes it
-  // restart every backend and drop the WAL not yet flushed: the last batches and their cursor are
-  // gone, but the pipeline keeps its in-memory position and never asks the relay for them again.
-  test.todo('embedded PostgreSQL: a backend kill -9 loses nothing', async () => {
-    const figure = await SCENARIOS['pg-embedded-crash']!.run(ctx());
-    expect({ failed: failedChecks(figure.checks), lost: figure.lost, doubled: figure.doubled }).toEqual({ failed: [], lost: 0, doubled: 0 });
-  }, 180_000);
-
   // Nothing restarts the embedded server when it dies: ingestion stops for good, the process stays up.
   test.todo('embedded PostgreSQL: the postmaster killed, ingestion resumes by itself', async () => {
     const figure = await SCENARIOS['pg-embedded-kill']!.run(ctx());

@@ -311,7 +311,7 @@ async function pgExternal(ctx: Context, name: string, synchronousCommit: 'on' | 
       `synchronous_commit=${synchronousCommit}; postmaster kill -9, down ${seconds(upAt - killedAt)} s, restarted on another port behind the same address; first commit ${ms(resumed)} after it was back`,
       `/ready while down: ${watched.reasons.join(' | ') || '(always ready)'}`,
       `cursor: ${committedInMemory} committed as Aqueduct saw it before the kill, ${recovered} in the restarted server${
-        committedInMemory !== null && recovered !== null && recovered < committedInMemory ? ` (${committedInMemory - recovered} events' commits lost with the server; Aqueduct went on from its own position)` : ''
+        committedInMemory !== null && recovered !== null && recovered < committedInMemory ? ` (${committedInMemory - recovered} events' commits lost with the server; Aqueduct must notice and follow again from the stored cursor)` : ''
       }`,
     );
     figure.details = { outageMs: Math.round(upAt - killedAt), readyReasons: watched.reasons, resumedMs: resumed, committedInMemory, recovered };

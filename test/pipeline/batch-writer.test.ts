@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { ActorIds } from '../../src/pipeline/actor-ids.ts';
 import { buildBatch } from '../../src/pipeline/batch.ts';
-import { writeBatch } from '../../src/pipeline/batch-writer.ts';
+import { CursorRegressed, writeBatch } from '../../src/pipeline/batch-writer.ts';
 import { parseRecord, tableOf } from '../../src/pipeline/collections.ts';
 import type { IndexEvent, RecordOp } from '../../src/pipeline/events.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
@@ -35,7 +35,13 @@ const like = (did: string, rkey: string) => ({ subject: ref(did, rkey), createdA
 const follow = (did: string) => ({ subject: did, createdAt: NOW });
 
 const actorIds = new ActorIds();
-const write = (...events: IndexEvent[]) => writeBatch(database.db, actorIds, RELAY, buildBatch(events));
+// the pipeline's part: each batch says where the previous committed one left the cursor
+let committedSeq: number | null = null;
+const write = async (...events: IndexEvent[]) => {
+  const result = await writeBatch(database.db, actorIds, { relayUrl: RELAY, previousSeq: committedSeq }, buildBatch(events));
+  committedSeq = events.at(-1)!.seq;
+  return result;
+};
 
 async function counts() {
   return database.db.run(async (sql) => {
@@ -143,5 +149,20 @@ describe('writeBatch', () => {
     expect(state.posts.find((row) => row.rkey === '3kaaaaaaaaa22')?.likeCount).toBe(0);
     expect(state.actors.find((row) => row.did === ALICE)?.followersCount).toBe(0);
     expect(state.records['app.bsky.graph.follow']).toBeUndefined();
+  });
+
+  test('a cursor the database lost is noticed at the next batch, not carried over; a batch committed twice is accepted', async () => {
+    const did = 'did:plc:dave0000000000000000000';
+    await write(commit(did, op('create', 'app.bsky.feed.post', '3kddddddddd22', post('one'))));
+    const again = commit(did, op('create', 'app.bsky.feed.post', '3kdddddddde22', post('two')));
+    await write(again);
+    // the same batch again, as after a commit whose acknowledgement was lost with the connection
+    committedSeq = again.seq - 1;
+    await write(again);
+    // the database forgets the last batch's cursor (a crash with synchronous_commit=off)
+    await database.db.run((sql) => sql`update firehose_cursor set seq = seq - 1 where relay_url = ${RELAY}`);
+    const before = await counts();
+    await expect(write(commit(did, op('create', 'app.bsky.feed.post', '3kddddddddf22', post('three'))))).rejects.toBeInstanceOf(CursorRegressed);
+    expect(await counts()).toEqual(before); // nothing of the refused batch stayed
   });
 });

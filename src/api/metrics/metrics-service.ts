@@ -143,6 +143,8 @@ export interface EventProcessorMetrics {
   readonly batchWriteErrors: number;
   /** Batches that met keys already stored (replays) and were written again absorbing them. */
   readonly batchesRewritten: number;
+  /** Times the stored cursor was found behind the last committed batch (the database lost work) and ingestion followed again from it. */
+  readonly cursorRegressions: number;
   readonly eventsByType: Record<string, number>;
   readonly opsByCollection: Record<string, number>;
   readonly rejected: RejectedSummary;
@@ -295,6 +297,7 @@ export class MetricsService {
       unusableSigningKeys: record(ingest?.unusableSigningKeys),
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
       batchesRewritten: stats?.batchesRewritten ?? 0,
+      cursorRegressions: stats?.cursorRegressions ?? 0,
       eventsByType: record(stats?.eventsByType),
       opsByCollection: record(stats?.opsByCollection),
       rejected: summarizeRejects(stats?.rejectedByReason),
