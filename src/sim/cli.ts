@@ -116,8 +116,13 @@ export const parseCli = (
 
 const main = async (): Promise<void> => {
   let parsed: ReturnType<typeof parseCli>;
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   try {
-    parsed = parseCli(process.argv.slice(2), process.env);
+    parsed = parseCli(argv, process.env);
   } catch (err) {
     console.error(err instanceof Error ? err.message : String(err));
     if (!(err instanceof Error && err.message === USAGE)) console.error(USAGE);

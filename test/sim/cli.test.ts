@@ -55,3 +55,11 @@ describe('cli arguments', () => {
     expect(() => parseCli(argv, {})).toThrow();
   });
 });
+
+test('bun run simulate answers --help with exit 0 and a bad flag with the usage and exit 2', () => {
+  const cli = `${import.meta.dir}/../../src/sim/cli.ts`;
+  const help = Bun.spawnSync([process.execPath, cli, '--help'], { stdout: 'pipe', stderr: 'pipe' });
+  expect([help.exitCode, help.stdout.toString().includes('usage')]).toEqual([0, true]);
+  const bad = Bun.spawnSync([process.execPath, cli, '--no-such-flag'], { stdout: 'pipe', stderr: 'pipe' });
+  expect([bad.exitCode, bad.stderr.toString().includes('usage')]).toEqual([2, true]);
+});
