@@ -19,7 +19,7 @@ export interface CommitOpBody {
 export interface CommitBody {
   seq: number;
   rebase: false;
-  tooBig: false;
+  tooBig: boolean;
   repo: string;
   commit: CidLink;
   rev: string;

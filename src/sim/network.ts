@@ -206,24 +206,27 @@ export class Network {
       if (op.prev !== null) body.prev = link(op.prev);
       return body;
     });
-    const seq = ++this.#seq;
-    this.#append(
-      commitFrame({
+    // a dropped commit still changes the repo and the truth: only the frame never leaves
+    if (fault !== 'dropCommit') {
+      const seq = ++this.#seq;
+      this.#append(
+        commitFrame({
+          seq,
+          rebase: false,
+          tooBig: fault === 'tooBig',
+          repo: account.did,
+          commit: link(written.commit.cid),
+          rev: written.rev,
+          since: written.since,
+          blocks,
+          ops: opBodies,
+          blobs: [],
+          prevData: link(written.prevData),
+          time: this.#clock.iso(),
+        }),
         seq,
-        rebase: false,
-        tooBig: false,
-        repo: account.did,
-        commit: link(written.commit.cid),
-        rev: written.rev,
-        since: written.since,
-        blocks,
-        ops: opBodies,
-        blobs: [],
-        prevData: link(written.prevData),
-        time: this.#clock.iso(),
-      }),
-      seq,
-    );
+      );
+    }
     this.stats.commits++;
     this.stats.ops += ops.length;
     if (firstCommit) this.newAccounts.push(account.index);

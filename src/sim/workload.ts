@@ -25,14 +25,30 @@ import type { RepoOp } from './repo.ts';
 import type { Rng } from './rng.ts';
 
 // seqGap: the relay skips a few sequence numbers (nothing is missing); outdatedCursor: an
-// `#info OutdatedCursor` frame in the middle of the stream. Both are drawn only when asked for, so
-// the output of every seed without them is unchanged.
-export const FAULT_KINDS = ['malformed', 'badSignature', 'unknownCollection', 'invalidRecord', 'duplicate', 'replay', 'seqGap', 'outdatedCursor'] as const;
+// `#info OutdatedCursor` frame in the middle of the stream; tooBig: a commit flagged `tooBig`
+// (its changes only reach an indexer that fetches the repo); dropCommit: a commit the relay never
+// sends (the repo's next commit then does not follow the last one sent: a rev gap). All four are
+// drawn only when asked for, so the output of every seed without them is unchanged.
+export const FAULT_KINDS = [
+  'malformed',
+  'badSignature',
+  'unknownCollection',
+  'invalidRecord',
+  'duplicate',
+  'replay',
+  'seqGap',
+  'outdatedCursor',
+  'tooBig',
+  'dropCommit',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export type FaultRates = Record<FaultKind, number>;
 
-/** Content faults travel inside a commit; `badCar` is the malformed variant that still carries a seq. */
-export type CommitFault = 'badSignature' | 'unknownCollection' | 'invalidRecord' | 'badCar';
+/**
+ * Content faults travel inside a commit; `badCar` is the malformed variant that still carries a
+ * seq; `tooBig` and `dropCommit` are real commits the relay flags or never sends.
+ */
+export type CommitFault = 'badSignature' | 'unknownCollection' | 'invalidRecord' | 'badCar' | 'tooBig' | 'dropCommit';
 
 export interface WorkloadOptions {
   readonly newAccountShare: number;
@@ -191,7 +207,13 @@ export class Workload {
     else if (roll < f.badSignature + f.unknownCollection) fault = 'unknownCollection';
     else if (roll < f.badSignature + f.unknownCollection + f.invalidRecord) fault = 'invalidRecord';
     const faulty = fault === null ? null : this.#faultyCommit(fault);
-    out.push(faulty ?? this.#commit());
+    let planned = faulty ?? this.#commit();
+    // never a repo's first commit: a gap needs a commit before it to be seen
+    if (planned.kind === 'commit' && planned.fault === null && !planned.firstCommit) {
+      if (f.tooBig > 0 && rng.chance(f.tooBig)) planned = { ...planned, fault: 'tooBig' };
+      else if (f.dropCommit > 0 && rng.chance(f.dropCommit)) planned = { ...planned, fault: 'dropCommit' };
+    }
+    out.push(planned);
 
     if (rng.chance(f.duplicate)) out.push({ kind: 'duplicate' });
     if (rng.chance(f.malformed)) {

@@ -1,7 +1,8 @@
 /**
  * The resync worker against the simulator's PDS (getRepo) and a real PostgreSQL: an index that
  * lost, gained and changed records for some repos is put back exactly at the ground truth, counters
- * included, once those repos are marked; a repo whose DID no longer resolves is dropped.
+ * included, once those repos are marked; a repo whose DID no longer resolves is dropped; the
+ * simulator's tooBig commits and dropped commits (rev gaps) end repaired.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { silentLogger } from '../../src/log.ts';
@@ -11,7 +12,7 @@ import { writeBatch } from '../../src/pipeline/batch-writer.ts';
 import { parseRecord } from '../../src/pipeline/collections.ts';
 import type { IndexEvent, RecordOp } from '../../src/pipeline/events.ts';
 import { startIngester, type Ingester } from '../../src/pipeline/ingester.ts';
-import { startSimulator, type Simulator } from '../../src/sim/server.ts';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/server.ts';
 import { expectedState, readIndexedState } from '../support/ground-truth-check.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
 import { LOOPBACK_HOSTS } from '../support/strangers.ts';
@@ -22,8 +23,8 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 }, 60_000);
 
-async function setUp(): Promise<{ sim: Simulator; database: MigratedDatabase; ingester: Ingester }> {
-  const sim = await startSimulator({ seed: 31, accounts: 40, commits: 2500, pregenerate: true });
+async function setUp(faults: SimulatorOptions['faults'] = {}): Promise<{ sim: Simulator; database: MigratedDatabase; ingester: Ingester }> {
+  const sim = await startSimulator({ seed: 31, accounts: 40, commits: 2500, pregenerate: true, faults });
   cleanups.push(() => sim.stop());
   const database = await migratedDatabase('resync', 4);
   cleanups.push(() => database.close());
@@ -116,5 +117,15 @@ describe('repo resync', () => {
     await until(async () => (await waiting(database)) === 0, { timeoutMs: 30_000 });
     expect(ingester.resync.figures.outcomes.get('repo-gone')).toBe(1);
 
+  }, 180_000);
+
+  test('tooBig commits and commits the relay never sent: the repos are resynced and the index ends at the ground truth', async () => {
+    const { sim, database, ingester } = await setUp({ tooBig: 0.02, dropCommit: 0.02 });
+    const truth = sim.groundTruth();
+    expect(sim.stats.faults.tooBig).toBeGreaterThan(0);
+    expect(sim.stats.faults.dropCommit).toBeGreaterThan(0);
+    await until(async () => (await waiting(database)) === 0 && (ingester.resync.figures.outcomes.get('resynced') ?? 0) > 0, { timeoutMs: 60_000 });
+    expect(await readIndexedState(database.db, truth)).toEqual(expectedState(truth));
+    expect(ingester.stats.rejectedByReason.get('too-big')).toBe(sim.stats.faults.tooBig);
   }, 180_000);
 });
