@@ -140,6 +140,11 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
           const pending = await pendingMigrations(db, migrations);
           return pending.length ? { ok: false, reason: `pending: ${pending.join(', ')}` } : { ok: true };
         },
+        ingestion: async () => {
+          const failure = ingester?.pipeline.writeFailure;
+          if (!failure) return { ok: true };
+          return { ok: false, reason: `writing batches has failed for ${Math.round((Date.now() - failure.since) / 1000)} s, retrying: ${failure.message}` };
+        },
         firehose: async () => {
           if (!ingester) return { ok: true, reason: 'disabled (FIREHOSE_ENABLED=false)' };
           return ingester.subscription.connected ? { ok: true } : { ok: false, reason: `not connected to ${config.relayUrl}` };

@@ -73,6 +73,7 @@ export class Pipeline {
   #lastAcceptedSeq: number | null;
   #committedSeq: number | null;
   #committedTime: string | null = null;
+  #writeFailure: { since: number; message: string } | null = null;
   #wakeWriter: (() => void) | null = null;
   #depthWaiters: Array<{ depth: number; resolve: () => void }> = [];
 
@@ -107,6 +108,11 @@ export class Pipeline {
     return this.#committedSeq;
   }
   /** Relay time of the last committed event that had one. */
+  /** Set while a batch fails to be written and is being retried (a full disk, a lost database). */
+  get writeFailure(): { readonly since: number; readonly message: string } | null {
+    return this.#writeFailure;
+  }
+
   get committedTime(): string | null {
     return this.#committedTime;
   }
@@ -222,6 +228,7 @@ export class Pipeline {
         const result = await writeBatch(db, actorIds, { relayUrl, previousSeq: this.#committedSeq }, buildBatch(events));
         stats.batchCommitted(events.length, result.newActors, performance.now() - started);
         if (result.rewritten) stats.batchesRewritten++;
+        this.#writeFailure = null;
         const last = events.at(-1);
         if (last) this.#committedSeq = last.seq;
         for (let index = events.length - 1; index >= 0; index--) {
@@ -252,6 +259,7 @@ export class Pipeline {
           log.error('stopping with events not written: they will be replayed from the cursor', { events: this.queueDepth, error });
           return false;
         }
+        this.#writeFailure = { since: this.#writeFailure?.since ?? Date.now(), message: error instanceof Error ? error.message : String(error) };
         const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt);
         log.error('writing a batch failed: retrying', { events: events.length, attempt: attempt + 1, retryInMs: delay, error });
         await Bun.sleep(delay);

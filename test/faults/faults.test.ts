@@ -48,6 +48,13 @@ describe('fault suite (reduced)', () => {
     expectClean(figure);
   }, 180_000);
 
+  test('the disk fills: ingestion pauses, /ready names the reason, it resumes once space is freed', async () => {
+    const figure = await SCENARIOS['disk-full']!.run(ctx);
+    if (figure.verdict === 'skipped') return; // needs root and a tmpfs mount
+    expect(Object.entries(figure.checks).filter(([, ok]) => !ok)).toEqual([]);
+    expect([figure.lost, figure.doubled]).toEqual([0, 0]);
+  }, 240_000);
+
   test('SIGTERM mid-flood: exits 0, the next start resumes exactly', async () => {
     expectClean(await SCENARIOS.sigterm!.run(ctx));
   }, 90_000);
