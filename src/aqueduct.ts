@@ -60,6 +60,14 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
         log,
       });
       cleanups.push(() => embedded.stop());
+      // Nothing can be written without it: stop with the reason (a supervisor or the image's
+      // restart policy starts everything again, and ingestion resumes from the stored cursor)
+      // instead of serving on with ingestion dead.
+      void embedded.died.then(() => {
+        const error = new Error('the embedded PostgreSQL exited unexpectedly (killed or crashed): stopping; the next start resumes from the stored cursor');
+        log.error(error.message);
+        hooks.onFatal?.(error);
+      });
       databaseUrl = embedded.url;
     }
 

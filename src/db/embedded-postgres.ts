@@ -46,6 +46,8 @@ export interface EmbeddedPostgres {
   readonly url: string;
   readonly port: number;
   readonly pid: number;
+  /** Resolves if the server exits without being asked to (killed, crashed): the owner must act. */
+  readonly died: Promise<void>;
   /** Bounded: resolves within about 20 s whatever the server does. */
   stop(): Promise<void>;
 }
@@ -112,11 +114,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const admin = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   await ensureDatabase(admin);
   options.log.info('embedded PostgreSQL started', { port, dir: pgData });
+  let stopping = false;
   return {
     url: `${admin}/${DATABASE}`,
     port,
     pid: child.pid ?? -1,
-    stop: () => stopProcess(child, exited),
+    // never resolves after stop() was called
+    died: exited.then(() => (stopping ? new Promise<void>(() => {}) : undefined)),
+    stop: () => {
+      stopping = true;
+      return stopProcess(child, exited);
+    },
   };
 }
 

@@ -14,7 +14,9 @@ const ctx = (): Context => ({ pg: pgServerAt(testServerUrl()), full: false, smok
 const failedChecks = (checks: Record<string, boolean>): string[] => Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
 
 describe('known bugs', () => {
-  // Nothing restarts the embedded server when it dies: ingestion stops for good, the process stays up.
+  // Nothing restarts the embedded server when it dies. Aqueduct now exits 1 with the reason (a
+  // supervisor or the image's restart policy brings both back, resuming from the stored cursor);
+  // restarting the server in-process, as this asks, is not built.
   test.todo('embedded PostgreSQL: the postmaster killed, ingestion resumes by itself', async () => {
     const figure = await SCENARIOS['pg-embedded-kill']!.run(ctx());
     expect(failedChecks(figure.checks)).toEqual([]);
