@@ -113,10 +113,18 @@ describe('Aqueduct following the reference PDS', () => {
       unprovenCommits: number;
       unusableSigningKeys: Record<string, number>;
       eventsByType: Record<string, number>;
+      resyncOutcomes: Record<string, number>;
     };
+    // A repo resynced (the PDS's #sync events mark one) while older commits of it were still being
+    // replayed makes those commits stale, rightly: the fetched repo already holds them. Nothing
+    // else may be rejected.
+    const { 'stale-rev': stale = 0, ...rejected } = processor.rejectedByReason;
+    if (stale > 0) expect(processor.resyncOutcomes.resynced ?? 0).toBeGreaterThan(0);
     // the reference PDS sends Sync 1.1's prevData and ops' prev: every commit is proven too
-    expect([processor.rejectedByReason, processor.unverifiedCommits, processor.unprovenCommits, processor.unusableSigningKeys]).toEqual([{}, 0, 0, {}]);
-    report.push(`events of the second run by type: ${JSON.stringify(processor.eventsByType)}; 0 rejected, 0 unverified, 0 unproven`);
+    expect([rejected, processor.unverifiedCommits, processor.unprovenCommits, processor.unusableSigningKeys]).toEqual([{}, 0, 0, {}]);
+    report.push(
+      `events of the second run by type: ${JSON.stringify(processor.eventsByType)}; 0 rejected (stale after a resync: ${stale}), 0 unverified, 0 unproven; resyncs: ${JSON.stringify(processor.resyncOutcomes)}`,
+    );
     report.push(
       `after live traffic, a kill -9 and a restart: ${Object.keys(truth.state.records).length} records, ` +
         `${Object.keys(truth.state.actors).length} accounts, ${Object.keys(truth.state.posts).length} posts' counters equal`,
