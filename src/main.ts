@@ -36,12 +36,18 @@ for (const warning of loaded.warnings) log.warn(warning);
 
 let aqueduct: Aqueduct | undefined;
 let stopping = false;
+/** A signal that came during start-up: acted on once started, so nothing started is left behind. */
+let exitAfterStart: number | null = null;
+// installed before start-up: a signal then never meets the default action (death by SIGTERM, 143)
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
 try {
   aqueduct = await startAqueduct(loaded.config, log, { onFatal: () => shutdown('fatal error', 1) });
 } catch (error) {
   log.error('start-up failed', { error });
   process.exit(1);
 }
+if (exitAfterStart !== null) stopAndExit(aqueduct, exitAfterStart);
 
 new HeapGovernor().start();
 
@@ -52,14 +58,17 @@ function shutdown(signal: string, exitCode = 0): void {
   }
   stopping = true;
   log.info('shutting down', { signal });
-  const timer = setTimeout(() => {
+  setTimeout(() => {
     log.error('shutdown took too long: exiting', { limitMs: SHUTDOWN_LIMIT_MS });
     process.exit(1);
-  }, SHUTDOWN_LIMIT_MS);
-  if (!aqueduct) process.exit(exitCode);
-  aqueduct.stop().then(
+  }, SHUTDOWN_LIMIT_MS).unref();
+  if (aqueduct) stopAndExit(aqueduct, exitCode);
+  else exitAfterStart = exitCode;
+}
+
+function stopAndExit(running: Aqueduct, exitCode: number): void {
+  running.stop().then(
     () => {
-      clearTimeout(timer);
       log.info('stopped');
       process.exit(exitCode);
     },
@@ -69,5 +78,3 @@ function shutdown(signal: string, exitCode = 0): void {
     },
   );
 }
-process.on('SIGINT', () => shutdown('SIGINT'));
-process.on('SIGTERM', () => shutdown('SIGTERM'));
