@@ -24,6 +24,7 @@ import type { Logger } from '../log.ts';
 import { decodeFrame, FrameError } from './frame-decoder.ts';
 import type { SequencedFrame } from '../pipeline/event-processor.ts';
 import type { IngestStats } from '../pipeline/ingest-stats.ts';
+import { sleepUnlessAborted } from '../lib/sleep-unless-aborted.ts';
 
 /** What the subscription needs of the pipeline. */
 export interface FrameSink {
@@ -124,7 +125,7 @@ export class FirehoseSubscription {
       const delay = Math.min(maxMs, initialMs * 2 ** failures) * (0.5 + Math.random() / 2);
       failures++;
       log.warn('relay connection closed: reconnecting', { outcome, inMs: Math.round(delay) });
-      await sleep(delay, signal);
+      await sleepUnlessAborted(delay, signal);
     }
   }
 
@@ -281,17 +282,4 @@ export class FirehoseSubscription {
     this.#lastReceivedSeq = frame.seq ?? this.#lastReceivedSeq;
     if (sink.offer(frame as SequencedFrame) === 'full') finish('full');
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -36,6 +36,7 @@ import { buildBatch } from './batch.ts';
 import { writeBatch } from './batch-writer.ts';
 import { collectionOfTable, parseRecord, TABLES, tableOf, type Table } from './collections.ts';
 import type { RecordOp } from './events.ts';
+import { sleepUnlessAborted } from '../lib/sleep-unless-aborted.ts';
 
 export type ResyncOutcome =
   | 'resynced'
@@ -143,7 +144,7 @@ export class RepoResync {
       } catch (error) {
         if (!this.#stopping.signal.aborted) log.warn('resync queue unreadable', { error });
       }
-      if (taken === 0) await sleep(this.#options.idleMs ?? 5_000, this.#stopping.signal);
+      if (taken === 0) await sleepUnlessAborted(this.#options.idleMs ?? 5_000, this.#stopping.signal);
     }
   }
 
@@ -290,14 +291,3 @@ const safeJson = (text: string): unknown => {
     return null;
   }
 };
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
