@@ -15,8 +15,9 @@
  *
  * The firehose keeps indexing meanwhile. The fetched repo is at some revision R; when a commit
  * above R was indexed before the resync's writes landed, they may have undone it, so the repo is
- * fetched again (`EventProcessor.settleResync`); otherwise R becomes the repo's last revision. A
- * row is removed only if no batch marked the repo again after the fetch began (`marked_at`).
+ * fetched again 10 s later (`EventProcessor.settleResync`); otherwise R becomes the repo's last
+ * revision. A row is removed only if no batch marked the repo again after the fetch began
+ * (`marked_at`).
  *
  * Outcomes are counted by reason, never thrown: a repo the PDS says is gone or deactivated is
  * dropped (its #account events carry its status); any other failure backs off (1 minute doubling
@@ -77,6 +78,7 @@ export interface RepoResyncFigures {
 const OPS_PER_BATCH = 2_000;
 const BACKOFF_MS = 60_000;
 const MAX_BACKOFF_MS = 6 * 60 * 60_000;
+const MOVED_ON_DELAY_MS = 10_000;
 /** XRPC errors that say the PDS has no repo to give (RepoNotFound, RepoDeactivated, ...). */
 const GONE = /^Repo(NotFound|Deactivated|Takendown|Suspended)$/;
 /** tables that keep the record's CID: an unchanged record there is not written again */
@@ -273,8 +275,9 @@ export class RepoResync {
     }
     const message = result instanceof Error ? result.message : outcome;
     if (outcome !== 'moved-on') log.warn('repo resync failed', { did: repo.did, outcome, error: message, attempts: repo.attempts + 1 });
-    // moved on: fetch again soon, it is not the repo's fault
-    const delayMs = outcome === 'moved-on' ? 0 : Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** Math.min(repo.attempts, 20));
+    // moved on: fetch again soon, it is not the repo's fault (but not at once: a busy repo would
+    // have its PDS asked for it in a loop)
+    const delayMs = outcome === 'moved-on' ? MOVED_ON_DELAY_MS : Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** Math.min(repo.attempts, 20));
     await db.run(
       (sql) => sql`
         update repo_resync set attempts = attempts + 1, last_error = ${message.slice(0, 500)},
