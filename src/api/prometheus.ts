@@ -96,6 +96,7 @@ export function renderPrometheus(figures: PrometheusFigures): string {
   if (ep.reposAwaitingResync) {
     w.family('aqueduct_repos_awaiting_resync', 'gauge', 'Repos whose index may have missed commits, waiting for a whole-repo fetch, by reason.', by('reason', ep.reposAwaitingResync));
   }
+  w.family('aqueduct_seq_gaps_total', 'counter', "Times the relay's next sequence number skipped numbers.", ep.seqGaps);
   w.family('aqueduct_cursor_regressions_total', 'counter', 'Times the database had lost committed batches and ingestion followed again from the stored cursor.', ep.cursorRegressions);
   w.family('aqueduct_repo_resyncs_total', 'counter', 'Whole-repo fetches by the resync worker, by outcome.', by('outcome', ep.resyncOutcomes));
   w.family('aqueduct_resync_records_changed_total', 'counter', 'Records written or deleted by whole-repo resyncs.', ep.resyncRecordsChanged);

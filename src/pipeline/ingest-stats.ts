@@ -28,6 +28,8 @@ export class IngestStats {
   batchWriteErrors = 0;
   /** Batches that met keys already stored (replays) and were written again absorbing them. */
   batchesRewritten = 0;
+  /** Times the relay's next sequence number was not the last one plus one (informational: relays skip numbers). */
+  seqGaps = 0;
   /** Times the database was found to have lost committed batches, and ingestion started over from its cursor. */
   cursorRegressions = 0;
   readonly #rate = new Uint32Array(RATE_WINDOW_SECONDS);

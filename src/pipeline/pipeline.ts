@@ -123,6 +123,7 @@ export class Pipeline {
       return 'duplicate';
     }
     if (this.queueDepth >= this.#queueLimit) return 'full';
+    if (this.#lastAcceptedSeq !== null && frame.seq > this.#lastAcceptedSeq + 1) this.#options.stats.seqGaps++;
     this.#lastAcceptedSeq = frame.seq;
     this.#queue.push({ seq: frame.seq, frame, event: null });
     this.#options.processor.prefetch(frame);

@@ -304,6 +304,7 @@ describe('metrics with hand-made services over a real database', () => {
       batchWriteErrors: 1,
       batchesRewritten: 2,
       cursorRegressions: 0,
+      seqGaps: 0,
       eventsByType: { commit: 2, identity: 1 },
       opsByCollection: { 'app.bsky.feed.post': 1, 'app.bsky.feed.like': 2 },
       rejected: { badFrame: 1, badSignature: 1, invalidRecord: 1, unknownCollection: 1, other: 0, total: 4 },

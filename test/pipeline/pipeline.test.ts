@@ -204,4 +204,14 @@ describe('Pipeline', () => {
     });
     expect([small.offer(frame(1)), small.offer(frame(2)), small.offer(frame(3))]).toEqual(['accepted', 'accepted', 'full']);
   });
+
+  test('sequence numbers the relay skipped are counted, not refused', () => {
+    const stats = new IngestStats();
+    const gappy = new Pipeline({
+      db: database.db, actorIds: new ActorIds(), relayUrl: 'ws://gaps.test', processor: processorFor(), stats,
+      log: silentLogger, maxConcurrentOps: 1, committedSeq: null, queueLimit: 100,
+    });
+    expect([1, 2, 5, 6, 10].map((seq) => gappy.offer(frame(seq)))).toEqual(['accepted', 'accepted', 'accepted', 'accepted', 'accepted']);
+    expect(stats.seqGaps).toBe(2);
+  });
 });

@@ -145,6 +145,8 @@ export interface EventProcessorMetrics {
   readonly batchesRewritten: number;
   /** Times the stored cursor was found behind the last committed batch (the database lost work) and ingestion followed again from it. */
   readonly cursorRegressions: number;
+  /** Times the relay's next seq skipped numbers (nothing is missing by itself: relays skip some). */
+  readonly seqGaps: number;
   readonly eventsByType: Record<string, number>;
   readonly opsByCollection: Record<string, number>;
   readonly rejected: RejectedSummary;
@@ -298,6 +300,7 @@ export class MetricsService {
       batchWriteErrors: stats?.batchWriteErrors ?? 0,
       batchesRewritten: stats?.batchesRewritten ?? 0,
       cursorRegressions: stats?.cursorRegressions ?? 0,
+      seqGaps: stats?.seqGaps ?? 0,
       eventsByType: record(stats?.eventsByType),
       opsByCollection: record(stats?.opsByCollection),
       rejected: summarizeRejects(stats?.rejectedByReason),
