@@ -14,7 +14,10 @@ export interface SimulatorFramesOptions {
 }
 
 /** The binary frames of `commits` simulator steps, in order (one commit each, plus planned extras). */
-export const simulatorFrames = (options: SimulatorFramesOptions): Uint8Array[] => {
+export const simulatorFrames = (options: SimulatorFramesOptions): Uint8Array[] => simulatorRun(options).frames;
+
+/** The same frames, with the network that made them (its directory knows every account's key). */
+export const simulatorRun = (options: SimulatorFramesOptions): { network: Network; frames: Uint8Array[] } => {
   const faults = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, options.faults?.[kind] ?? 0])) as FaultRates;
   const network = new Network({
     seed: options.seed ?? 'decode',
@@ -35,5 +38,5 @@ export const simulatorFrames = (options: SimulatorFramesOptions): Uint8Array[] =
     const frame = network.log.at(position);
     if (frame !== undefined) frames.push(frame);
   }
-  return frames;
+  return { network, frames };
 };

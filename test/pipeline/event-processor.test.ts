@@ -8,8 +8,7 @@ import { DidResolutionError } from '../../src/identity/did-resolver.ts';
 import { EventProcessor, type SequencedFrame } from '../../src/pipeline/event-processor.ts';
 import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
 import { buildCommit, DID, frameOf, k256Signer, post } from '../firehose/fixtures.ts';
-import { Network } from '../../src/sim/network.ts';
-import { FAULT_KINDS, type FaultRates } from '../../src/sim/workload.ts';
+import { simulatorRun } from '../firehose/sim-frames.ts';
 
 const signer = k256Signer(5);
 const attacker = k256Signer(6);
@@ -97,22 +96,7 @@ describe('EventProcessor', () => {
 
 describe('EventProcessor: the Sync 1.1 proof', () => {
   // simulator commits carry prevData and every update's and delete's prev, like a current PDS
-  const network = new Network({
-    seed: 'proof',
-    accounts: 20,
-    newAccountShare: 0.1,
-    faults: Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as FaultRates,
-    identityShare: 0,
-    accountShare: 0,
-    syncShare: 0,
-    retain: Number.MAX_SAFE_INTEGER,
-    epochMs: Date.UTC(2025, 0, 1),
-    groundTruth: false,
-    keyForms: {},
-  });
-  for (let i = 0; i < 400; i++) network.step();
-  const frames: Uint8Array[] = [];
-  for (let position = network.log.start; position < network.log.end; position++) frames.push(network.log.at(position)!);
+  const { network, frames } = simulatorRun({ seed: 'proof', accounts: 20, commits: 400 });
   const keys = async (did: string) => ({ signingKey: network.directory.byDid(did)!.key.didKey });
   const split = (bytes: Uint8Array) => {
     const [header, rest] = CBOR.decodeFirst(bytes);
