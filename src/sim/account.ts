@@ -111,6 +111,11 @@ export class AccountDirectory {
     return account;
   }
 
+  /** Account `index` if it was ever used (never creates one). */
+  peek(index: number): Account | undefined {
+    return this.#accounts[index];
+  }
+
   byDid(did: string): Account | undefined {
     const index = this.#byDid.get(did);
     return index === undefined ? undefined : this.at(index);

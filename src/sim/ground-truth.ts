@@ -184,6 +184,17 @@ export class GroundTruthBuilder {
     }
   }
 
+  /**
+   * A repo that existed before the simulation (preloaded): its records are live and its DID an
+   * actor, as an indexer that imported it holds them, but it counts no commit.
+   */
+  applyRepo(did: string, handle: string, records: readonly TruthOp[]): void {
+    const commits = this.#acceptedCommits;
+    this.applyCommit(did, records);
+    this.#acceptedCommits = commits;
+    this.#handles.set(did, handle);
+  }
+
   applyIdentity(did: string, handle: string | undefined): void {
     if (handle !== undefined) this.#handles.set(did, handle);
   }

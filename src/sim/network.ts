@@ -28,6 +28,8 @@ import { simKey, type KeyFormShares, type SimKey } from './keys.ts';
 import type { RepoOp } from './repo.ts';
 import { Rng } from './rng.ts';
 import { FAULT_KINDS, Workload, type CommitFault, type FaultKind, type FaultRates, type Planned } from './workload.ts';
+import { assignHosts, importableDespite, type HostFault } from './hosts.ts';
+import { preloadRepos, type PreloadOptions, type PreloadResult } from './preload.ts';
 
 export interface NetworkOptions {
   readonly seed: string;
@@ -45,6 +47,12 @@ export interface NetworkOptions {
   readonly groundTruth: boolean;
   /** share of accounts per signing-key form */
   readonly keyForms: KeyFormShares;
+  /** PDS hosts the accounts are spread over (hosts.ts; default 1) */
+  readonly hosts?: number;
+  /** hostile hosts by index: their preloaded repos cannot be imported, so the truth leaves them out */
+  readonly hostFaults?: Readonly<Record<number, HostFault>>;
+  /** repos that exist before the simulation (preload.ts; default none) */
+  readonly preload?: PreloadOptions | null;
 }
 
 export interface NetworkStats {
@@ -67,6 +75,12 @@ export class Network {
   readonly stats: NetworkStats;
   /** Account indexes in the order of their first commits (a forged one included). */
   readonly newAccounts: number[] = [];
+  /** Host index of each account (all 0 with one host). */
+  readonly hostOf: Uint16Array;
+  /** Highest seq of an event about each host's accounts (0: none yet). */
+  readonly hostSeq: Float64Array;
+  /** The preloaded repos (null without `preload`). */
+  readonly preloaded: PreloadResult | null;
   readonly #clock: SimClock;
   readonly #workload: Workload;
   readonly #truth: GroundTruthBuilder | null;
@@ -82,6 +96,9 @@ export class Network {
     this.#truth = options.groundTruth ? new GroundTruthBuilder() : null;
     this.#clock = new SimClock(options.epochMs);
     this.#workload = new Workload(Rng.derive(options.seed, 'workload'), this.directory, this.#clock, options);
+    const hosts = options.hosts ?? 1;
+    this.hostOf = assignHosts(options.seed, options.accounts, hosts);
+    this.hostSeq = new Float64Array(hosts);
     this.#faultRng = Rng.derive(options.seed, 'faults');
     this.#attackerKey = simKey('multikey', new TextEncoder().encode(`aqueduct-sim/attacker/${options.seed}`));
     this.stats = {
@@ -95,6 +112,16 @@ export class Network {
       frames: 0,
       faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>,
     };
+    const preload = options.preload ?? null;
+    this.preloaded =
+      preload === null || preload.records === 0
+        ? null
+        : preloadRepos(this.directory, options.epochMs, preload, (account, records) => {
+            const hasProfile = records.some((r) => r.collection === 'app.bsky.actor.profile');
+            this.#workload.adopt(account, hasProfile);
+            if (this.#truth === null || !importableDespite(options.hostFaults?.[this.hostOf[account.index]!])) return;
+            this.#truth.applyRepo(account.did, account.handle, records.map((r) => ({ action: 'create', collection: r.collection, rkey: r.rkey, record: r.record })));
+          });
   }
 
   get lastSeq(): number {
@@ -111,9 +138,10 @@ export class Network {
     for (const plan of this.#workload.step()) this.#execute(plan);
   }
 
-  #append(frame: Uint8Array, seq: number | null): void {
+  #append(frame: Uint8Array, seq: number | null, account?: Account): void {
     this.log.append(frame, seq);
     this.stats.frames++;
+    if (account !== undefined && seq !== null) this.hostSeq[this.hostOf[account.index]!] = seq;
     if (seq !== null) {
       this.#lastSeqFrame = frame;
       this.#truth?.noteSeq(seq);
@@ -127,7 +155,7 @@ export class Network {
       case 'identity': {
         const handle = this.directory.rename(plan.account);
         const seq = ++this.#seq;
-        this.#append(identityFrame({ seq, did: plan.account.did, time: this.#clock.iso(), handle }), seq);
+        this.#append(identityFrame({ seq, did: plan.account.did, time: this.#clock.iso(), handle }), seq, plan.account);
         this.#truth?.applyIdentity(plan.account.did, handle);
         this.stats.identity++;
         return;
@@ -140,6 +168,7 @@ export class Network {
         this.#append(
           accountFrame(status === 'active' ? { seq, did: account.did, time, active: true } : { seq, did: account.did, time, active: false, status }),
           seq,
+          account,
         );
         this.#truth?.applyAccount(account.did, status === 'active' ? undefined : status);
         this.stats.account++;
@@ -150,7 +179,7 @@ export class Network {
         const rev = plan.account.repo.rev;
         if (head === null || rev === null) return;
         const seq = ++this.#seq;
-        this.#append(syncFrame({ seq, did: plan.account.did, blocks: encodeCar(head.cid, [head]), rev, time: this.#clock.iso() }), seq);
+        this.#append(syncFrame({ seq, did: plan.account.did, blocks: encodeCar(head.cid, [head]), rev, time: this.#clock.iso() }), seq, plan.account);
         this.stats.sync++;
         return;
       }
@@ -225,6 +254,7 @@ export class Network {
           time: this.#clock.iso(),
         }),
         seq,
+        account,
       );
     }
     this.stats.commits++;

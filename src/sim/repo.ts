@@ -12,7 +12,7 @@
 import { cborBlock, encodeCar, link, type Block } from './block.ts';
 import { encode } from './cbor.ts';
 import type { SimKey } from './keys.ts';
-import { EMPTY_NODE, collectPath, freshNodes, mstDelete, mstNodes, mstPut, type MstNode } from './mst.ts';
+import { EMPTY_NODE, collectPath, freshNodes, mstBuild, mstDelete, mstNodes, mstPut, type MstNode } from './mst.ts';
 
 export type OpAction = 'create' | 'update' | 'delete';
 
@@ -131,13 +131,36 @@ export class SimRepo {
     return result;
   }
 
-  /** Every block of the current repo (commit, MST nodes, records), for getRepo. Null before the first commit. */
-  exportCar(): Uint8Array<ArrayBuffer> | null {
-    const head = this.#head;
-    if (head === null) return null;
+  /**
+   * Makes an empty repo hold `paths` (strictly ascending) with `records` in one signed commit at
+   * `rev`, as a repo that existed before the simulation: no commit frame is made for it, and the
+   * next `write` chains from it (`since` = this rev, `prevData` = this MST root).
+   */
+  preload(paths: readonly string[], records: readonly Block[], rev: string, key: Pick<SimKey, 'sign'>): void {
+    if (this.#head !== null) throw new Error(`simulator: ${this.did} already has a repo`);
+    const birth = ++this.#writes;
+    this.#root = mstBuild(paths, records.map((r) => r.cid), birth);
+    for (let i = 0; i < paths.length; i++) this.#records.set(paths[i]!, records[i]!);
+    this.#head = this.#sign(rev, key);
+    this.#rev = rev;
+  }
+
+  #sign(rev: string, key: Pick<SimKey, 'sign'>): Block {
+    const unsigned = { did: this.did, version: 3, data: link(this.#root.cid), rev, prev: null };
+    return cborBlock({ ...unsigned, sig: key.sign(encode(unsigned)) });
+  }
+
+  /**
+   * Every block of the current repo (commit, MST nodes, records), for getRepo. Null before the first
+   * commit. For a hostile host: `signer` re-signs the head commit with another key, `root: 'data'`
+   * names the MST root in the CAR header instead of the commit.
+   */
+  exportCar(hostile: { signer?: Pick<SimKey, 'sign'>; root?: 'data' } = {}): Uint8Array<ArrayBuffer> | null {
+    if (this.#head === null || this.#rev === null) return null;
+    const head = hostile.signer === undefined ? this.#head : this.#sign(this.#rev, hostile.signer);
     const blocks: Block[] = [head];
     for (const node of mstNodes(this.#root)) blocks.push(nodeBlock(node));
     blocks.push(...this.#records.values());
-    return encodeCar(head.cid, blocks);
+    return encodeCar(hostile.root === 'data' ? this.#root.cid : head.cid, blocks);
   }
 }

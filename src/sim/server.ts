@@ -33,7 +33,10 @@ import { AccountDirectory } from './account.ts';
 import type { GroundTruth } from './ground-truth.ts';
 import { DEFAULT_EPOCH_MS } from './clock.ts';
 import { Network, type NetworkStats } from './network.ts';
-import { didDocument, exportLine, exportQuery, exportRange, exportResponse, handleHttp, XrpcError, xrpcErrorResponse } from './routes.ts';
+import { didDocument, exportLine, exportQuery, exportRange, exportResponse, handleHttp, XrpcError, xrpcErrorResponse, type HostSummary, type HttpScope, type PdsOf, type RepoScope } from './routes.ts';
+import type { Account } from './account.ts';
+import { DEFAULT_RATE_LIMIT_EVERY, HOST_FAULTS, hostAddress, hostileGetRepo, hostileKey, importableDespite, type HostFault, type HostileContext } from './hosts.ts';
+import type { PreloadOptions } from './preload.ts';
 import { Rng } from './rng.ts';
 import { FAULT_KINDS, type FaultRates } from './workload.ts';
 import { SIM_KEY_FORMS, type KeyFormShares } from './keys.ts';
@@ -75,6 +78,33 @@ export interface SimulatorOptions {
   groundTruth?: boolean;
   /** share of accounts per signing-key form (keys.ts; default: all `multikey`) */
   keyForms?: KeyFormShares;
+  /**
+   * PDS hosts (default 1: this server is the relay, the PLC directory and the one PDS). With more,
+   * host h is a listener of its own on 127.0.0.(h + 2) (hosts.ts), DID documents name it as the
+   * PDS of its accounts, and this server is the relay and the PLC directory: it answers listHosts
+   * and listRepos over every account, but getRepo and getRecord only on the hosts.
+   */
+  hosts?: number;
+  /** hostile hosts by index (hosts.ts), e.g. `{ 3: 'garbage' }` */
+  hostFaults?: Record<number, HostFault>;
+  /** a `rate-limited` host refuses every Nth getRepo (default 3) */
+  rateLimitEvery?: number;
+  /** repos that exist before the simulation starts (preload.ts) */
+  preload?: PreloadOptions;
+}
+
+/** One PDS host of a started simulator. */
+export interface SimHost {
+  readonly index: number;
+  /** http base URL, what DID documents name */
+  readonly url: string;
+  /** the bare address, what an allowlist of hosts names (`ALLOW_PRIVATE_HOSTS`) */
+  readonly address: string;
+  /** `address:port`, what listHosts calls it */
+  readonly hostname: string;
+  readonly fault: HostFault | null;
+  /** account indexes on this host, ascending */
+  readonly accounts: Int32Array;
 }
 
 /** What `startDirectory` reads: the accounts and their key forms, the PLC fault knobs and where the PDS is. */
@@ -106,6 +136,14 @@ export interface Simulator {
   readonly pacingStartedAt: number;
   readonly stats: NetworkStats;
   readonly network: Network;
+  /** The PDS hosts: with `hosts` 1, the one entry is this server itself. */
+  readonly hosts: readonly SimHost[];
+  /** Every host's bare address (127.0.0.1 with one host), for an allowlist. */
+  readonly hostAddresses: readonly string[];
+  /** The host index of `did`'s account (undefined for an unknown DID). */
+  hostOf(did: string): number | undefined;
+  /** DIDs whose repos no host hands out correctly (on a hostile host other than rate-limited), sorted. */
+  unimportableDids(): string[];
   /** The ground truth over everything generated so far (see ground-truth.ts); throws if not kept. */
   groundTruth(): GroundTruth;
   /** Resolves when all `commits` are generated; rejects if generation failed. */
@@ -166,6 +204,15 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     throw new RangeError('a paced stream generated up front keeps every frame until it is released: leave retain unset');
   }
   const seed = String(options.seed ?? 1);
+  const hostCount = count('hosts', options.hosts, 1, 1);
+  const hostFaults = options.hostFaults ?? {};
+  for (const [key, fault] of Object.entries(hostFaults)) {
+    const h = Number(key);
+    if (!Number.isInteger(h) || h < 0 || h >= hostCount) throw new RangeError(`hostFaults: no host ${key} (hosts 0..${hostCount - 1})`);
+    if (!(HOST_FAULTS as readonly string[]).includes(fault)) throw new RangeError(`hostFaults: unknown fault "${fault}" (${HOST_FAULTS.join(', ')})`);
+  }
+  if (hostCount > 1 && options.pdsUrl !== undefined) throw new RangeError('pdsUrl names one PDS for every account: leave it unset with hosts > 1');
+  const rateLimitEvery = count('rateLimitEvery', options.rateLimitEvery, DEFAULT_RATE_LIMIT_EVERY, 2);
   const network = new Network({
     seed,
     accounts: count('accounts', options.accounts, 1000, 1),
@@ -178,10 +225,18 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     epochMs: count('epochMs', options.epochMs, DEFAULT_EPOCH_MS),
     groundTruth: options.groundTruth ?? true,
     keyForms: keyFormShares(options),
+    hosts: hostCount,
+    hostFaults: options.hostFaults ?? {},
+    preload: options.preload ?? null,
   });
   const log = network.log;
   const http = httpHandler(network.directory, seed, options);
+  const hostUrls: string[] = [];
+  /** what DID documents name as the PDS: with many hosts each account's own, else `pdsUrl` or this server */
+  const pdsOf = (): PdsOf => (hostCount > 1 ? (account: Account) => hostUrls[network.hostOf[account.index]!]! : (options.pdsUrl ?? baseUrl));
 
+  /** what this server serves besides the PLC directory and the firehose (set once the hosts are known) */
+  let relayScope: HttpScope = {};
   const subscribers = new Set<Socket>();
   /** commits generated so far */
   let steps = 0;
@@ -205,20 +260,28 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
 
   /** paced: the commit number of each new account's first commit, in `network.newAccounts` order */
   const firstCommitSteps: number[] = [];
-  const registeredAt = (k: number): number => Math.floor(pacingStartedAt + (firstCommitSteps[k]! / rate) * 1000) - REGISTRATION_LEAD_MS;
+  // preloaded accounts (0 .. P - 1) were registered before the simulation, one ms apart; then the
+  // accounts of `network.newAccounts`, each just before its first commit
+  const preloadedCount = network.preloaded?.sizes.length ?? 0;
+  const exportedAccount = (k: number): number => (k < preloadedCount ? k : network.newAccounts[k - preloadedCount]!);
+  const registeredAt = (k: number): number =>
+    k < preloadedCount
+      ? pacingStartedAt - REGISTRATION_LEAD_MS - (preloadedCount - k)
+      : Math.floor(pacingStartedAt + (firstCommitSteps[k - preloadedCount]! / rate) * 1000) - REGISTRATION_LEAD_MS;
   const pacedExport = (url: URL): Response => {
     const { after, count } = exportQuery(url);
     const now = Date.now();
+    const listed = preloadedCount + firstCommitSteps.length;
     let low = 0;
-    let high = firstCommitSteps.length;
+    let high = listed;
     while (low < high) {
       const middle = (low + high) >>> 1;
       if (registeredAt(middle) > after) high = middle;
       else low = middle + 1;
     }
     const lines: string[] = [];
-    for (let k = low; k < firstCommitSteps.length && lines.length < count && registeredAt(k) <= now; k++) {
-      lines.push(exportLine(network.directory, network.newAccounts[k]!, options.pdsUrl ?? baseUrl, registeredAt(k)));
+    for (let k = low; k < listed && lines.length < count && registeredAt(k) <= now; k++) {
+      lines.push(exportLine(network.directory, exportedAccount(k), pdsOf(), registeredAt(k)));
     }
     return exportResponse(lines);
   };
@@ -367,7 +430,7 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
         return Response.json({ error: 'InvalidRequest', message: 'expected a WebSocket upgrade' }, { status: 400 });
       }
       if (rate > 0 && url.pathname === '/export') return orXrpcError(() => pacedExport(url));
-      return http(request, url, baseUrl);
+      return http(request, url, pdsOf(), relayScope);
     },
     websocket: {
       backpressureLimit: count('backpressureBytes', options.backpressureBytes, 1 << 20, 1),
@@ -406,6 +469,62 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
 
   const port = server.port ?? 0;
   const baseUrl = baseUrlOf(server);
+
+  // the PDS hosts: with one, this server; with more, a listener each (on this port where one was asked for)
+  const byHost: number[][] = Array.from({ length: hostCount }, () => []);
+  for (let i = 0; i < network.hostOf.length; i++) byHost[network.hostOf[i]!]!.push(i);
+  const hostServers: Server<unknown>[] = [];
+  const hosts: SimHost[] = [];
+  const badKey = hostileKey(seed);
+  for (let h = 0; h < hostCount; h++) {
+    const accounts = Int32Array.from(byHost[h]!);
+    const fault = hostFaults[h] ?? null;
+    const ctx: HostileContext = { seed, key: badKey, rateLimitEvery, requests: 0 };
+    const repos: RepoScope = {
+      servesRepos: true,
+      holds: (account) => network.hostOf[account.index] === h,
+      *withRepos(from) {
+        let i = lowerBound(accounts, from);
+        for (; i < accounts.length; i++) {
+          const account = network.directory.peek(accounts[i]!);
+          if (account !== undefined && account.hasRepo) yield account;
+        }
+      },
+      ...(fault === null ? {} : { getRepo: (account: Account) => hostileGetRepo(fault, account, ctx) }),
+    };
+    if (hostCount === 1) {
+      const address = server.hostname ?? '127.0.0.1';
+      hosts.push({ index: 0, url: baseUrl, address, hostname: `${address}:${port}`, fault, accounts });
+      relayScope = { repos: fault === null ? undefined : repos, hosts: hostSummaries };
+      continue;
+    }
+    const address = hostAddress(h);
+    const hostServer = Bun.serve({
+      port: count('port', options.port, 0),
+      hostname: address,
+      fetch: (request) => handleHttp(network.directory, request, pdsOf(), { plc: false, repos }),
+    });
+    hostServers.push(hostServer);
+    const url = baseUrlOf(hostServer);
+    hostUrls.push(url);
+    hosts.push({ index: h, url, address, hostname: `${address}:${hostServer.port ?? 0}`, fault, accounts });
+  }
+  function hostSummaries(): HostSummary[] {
+    return hosts.map((host) => {
+      let accountCount = 0;
+      for (const i of host.accounts) {
+        const account = network.directory.peek(i);
+        if (account !== undefined && account.hasRepo && account.status !== 'deleted') accountCount++;
+      }
+      return { hostname: host.hostname, seq: network.hostSeq[host.index]!, accountCount, status: 'active' };
+    });
+  }
+  if (hostCount > 1) {
+    relayScope = {
+      repos: { servesRepos: false, holds: () => true, withRepos: (from) => network.directory.withRepos(from) },
+      hosts: hostSummaries,
+    };
+  }
   release();
   kick();
 
@@ -428,15 +547,38 @@ export const startSimulator = async (options: SimulatorOptions = {}): Promise<Si
     pacingStartedAt,
     stats: network.stats,
     network,
+    hosts,
+    hostAddresses: hosts.map((h) => h.address),
+    hostOf: (did) => {
+      const account = network.directory.byDid(did);
+      return account === undefined ? undefined : network.hostOf[account.index];
+    },
+    unimportableDids: () =>
+      hosts
+        .filter((h) => !importableDespite(h.fault ?? undefined))
+        .flatMap((h) => [...h.accounts].map((i) => network.directory.at(i).did))
+        .sort(),
     groundTruth: () => network.groundTruth(),
     generated: () => done.promise,
     async stop() {
       stopped = true;
       if (timer !== null) clearTimeout(timer);
       if (running !== null) await running;
-      await server.stop(true);
+      await Promise.all([server.stop(true), ...hostServers.map((h) => h.stop(true))]);
     },
   };
+};
+
+/** First position of `sorted` holding a value >= `value`. */
+const lowerBound = (sorted: Int32Array, value: number): number => {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 };
 
 /** How long before its first commit is due a paced account appears in the directory's export. */
@@ -456,12 +598,12 @@ const httpHandler = (directory: AccountDirectory, seed: string, options: Pick<Si
   const rng = Rng.derive(seed, 'plc');
   const pdsUrl = options.pdsUrl;
   if (pdsUrl !== undefined && !/^https?:\/\/[^/]/.test(pdsUrl)) throw new RangeError(`pdsUrl must be an http(s) URL, got ${pdsUrl}`);
-  return async (request: Request, url: URL, ownUrl: string): Promise<Response> => {
+  return async (request: Request, url: URL, pds: PdsOf, scope: HttpScope = {}): Promise<Response> => {
     if (PLC_REQUEST.test(url.pathname) && (delayMs > 0 || errorRate > 0)) {
       if (delayMs > 0) await Bun.sleep(delayMs);
       if (rng.chance(errorRate)) return Response.json({ message: 'simulated PLC failure' }, { status: 500 });
     }
-    return handleHttp(directory, request, pdsUrl ?? ownUrl);
+    return handleHttp(directory, request, pds, scope);
   };
 };
 
@@ -506,7 +648,7 @@ export const startDirectory = async (options: DirectoryOptions = {}): Promise<Si
           return exportResponse(exportLines.slice(from, to));
         });
       }
-      return http(request, url, baseUrl);
+      return http(request, url, options.pdsUrl ?? baseUrl);
     },
   });
   const baseUrl = baseUrlOf(server);

@@ -176,6 +176,12 @@ export class Workload {
     if (directory.size > AUTHOR_SPAN) throw new RangeError(`simulator: at most ${AUTHOR_SPAN} accounts`);
   }
 
+  /** A preloaded account (preload.ts): an actor already, whose profile exists if `hasProfile`. */
+  adopt(account: Account, hasProfile: boolean): void {
+    this.#markActor(account);
+    if (hasProfile) this.#stateOf(account).profile = true;
+  }
+
   /** Accounts that have committed and are active right now. */
   get activeActors(): number {
     return this.#actors.size;
