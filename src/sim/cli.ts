@@ -5,6 +5,8 @@
  *     [--new-share 0.1] [--faults malformed=0.01,badSignature=0.01,...] [--identity-share 0]
  *     [--account-share 0] [--sync-share 0] [--key-forms p256=0.05,legacy-uncompressed=0.1,...]
  *     [--retain N] [--pregenerate] [--expect FILE] [--stats FILE] [--pds-url URL]
+ *     [--hosts N] [--host-fault i=kind,...] [--rate-limit-every N]
+ *     [--preload-records N] [--preload-accounts N] [--preload-giants N] [--preload-tail X]
  *   bun run src/sim/cli.ts --directory-only [--port 2470] [--seed 1] [--accounts 1000] [--key-forms ...]
  *     [--pds-url URL] [--export-from URL]
  *
@@ -20,14 +22,38 @@ import { parseArgs } from 'node:util';
 import { startDirectory, startSimulator, type SimulatorOptions } from './server.ts';
 import { FAULT_KINDS, type FaultRates } from './workload.ts';
 import { SIM_KEY_FORMS, type KeyFormShares } from './keys.ts';
+import { HOST_FAULTS, type HostFault } from './hosts.ts';
+import type { PreloadOptions } from './preload.ts';
 
 const USAGE = `usage: bun run src/sim/cli.ts [--port N] [--seed S] [--accounts N] [--commits N] [--rate N]
   [--new-share X] [--faults kind=rate,...] [--identity-share X] [--account-share X] [--sync-share X]
   [--key-forms form=share,...] [--retain N] [--pregenerate] [--expect FILE] [--stats FILE] [--pds-url URL]
+  [--hosts N] [--host-fault i=kind,...] [--rate-limit-every N]
+  [--preload-records N] [--preload-accounts N] [--preload-giants N] [--preload-tail X]
        bun run src/sim/cli.ts --directory-only [--port N] [--seed S] [--accounts N] [--key-forms form=share,...]
   [--pds-url URL] [--export-from URL]
 fault kinds: ${FAULT_KINDS.join(', ')}
-key forms (the rest are multikey): ${SIM_KEY_FORMS.join(', ')}`;
+key forms (the rest are multikey): ${SIM_KEY_FORMS.join(', ')}
+--hosts N: PDS hosts on 127.0.0.2.. (one per loopback address, on --port); --host-fault 3=garbage,4=trickle
+  makes host 3's and 4's getRepo hostile; host faults: ${HOST_FAULTS.join(', ')}
+--preload-records N: repos of N records in all exist before the simulation (no frames for them);
+  --preload-accounts (default 90% of --accounts), --preload-giants (repos over 100,000 records,
+  default N / 500,000), --preload-tail (Pareto exponent of the others' sizes, default 1.2)`;
+
+/** `index=kind,...` of host faults. */
+export const parseHostFaults = (text: string): Record<number, HostFault> => {
+  const out: Record<number, HostFault> = {};
+  for (const part of text.split(',')) {
+    if (part.trim() === '') continue;
+    const [left, kind, extra] = part.split('=').map((x) => x.trim());
+    const index = Number(left);
+    if (extra !== undefined || left === undefined || left === '' || !Number.isInteger(index) || index < 0 || !(HOST_FAULTS as readonly string[]).includes(kind ?? '')) {
+      throw new RangeError(`bad host fault "${part}" (expected index=kind, kinds: ${HOST_FAULTS.join(', ')})`);
+    }
+    out[index] = kind as HostFault;
+  }
+  return out;
+};
 
 /** `name=number,...` with names from `names` (`what` names them in the error). */
 const parseNamed = <Name extends string>(text: string, names: readonly Name[], what: string): Partial<Record<Name, number>> => {
@@ -83,6 +109,13 @@ export const parseCli = (
       'pds-url': { type: 'string' },
       'export-from': { type: 'string' },
       'directory-only': { type: 'boolean' },
+      hosts: { type: 'string' },
+      'host-fault': { type: 'string', multiple: true },
+      'rate-limit-every': { type: 'string' },
+      'preload-records': { type: 'string' },
+      'preload-accounts': { type: 'string' },
+      'preload-giants': { type: 'string' },
+      'preload-tail': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -105,12 +138,33 @@ export const parseCli = (
     groundTruth: values.expect !== undefined,
   };
   if (values['pds-url'] !== undefined) options.pdsUrl = values['pds-url'];
+  const hosts = num('hosts', values.hosts);
+  if (hosts !== undefined) options.hosts = hosts;
+  if (values['host-fault'] !== undefined) options.hostFaults = Object.assign({}, ...values['host-fault'].map(parseHostFaults));
+  const rateLimitEvery = num('rate-limit-every', values['rate-limit-every']);
+  if (rateLimitEvery !== undefined) options.rateLimitEvery = rateLimitEvery;
+  const records = num('preload-records', values['preload-records']);
+  const preloadAccounts = num('preload-accounts', values['preload-accounts']);
+  const giants = num('preload-giants', values['preload-giants']);
+  const tailExponent = num('preload-tail', values['preload-tail']);
+  if (records !== undefined) {
+    const preload: { -readonly [K in keyof PreloadOptions]: PreloadOptions[K] } = { records };
+    if (preloadAccounts !== undefined) preload.accounts = preloadAccounts;
+    if (giants !== undefined) preload.giants = giants;
+    if (tailExponent !== undefined) preload.tailExponent = tailExponent;
+    options.preload = preload;
+  } else if (preloadAccounts !== undefined || giants !== undefined || tailExponent !== undefined) {
+    throw new RangeError('--preload-accounts, --preload-giants and --preload-tail go with --preload-records');
+  }
   const directoryOnly = values['directory-only'] === true;
   if (values['export-from'] !== undefined) {
     if (!directoryOnly) throw new RangeError('--export-from is for --directory-only');
     options.exportFrom = values['export-from'];
   }
   if (directoryOnly && (values.expect !== undefined || values.stats !== undefined)) throw new RangeError('--directory-only generates nothing to --expect or --stats');
+  if (directoryOnly && (options.hosts !== undefined || options.preload !== undefined || options.hostFaults !== undefined)) {
+    throw new RangeError('--directory-only serves no hosts and no repos: --hosts, --host-fault and --preload-* are for the simulator');
+  }
   return { options, expect: values.expect ?? null, stats: values.stats ?? null, directoryOnly };
 };
 
@@ -150,7 +204,17 @@ const main = async (): Promise<void> => {
   console.log(`  relay  ${sim.wsUrl}`);
   console.log(`  plc    ${sim.url}/{did}`);
   if ((options.rate ?? 0) > 0) console.log(`  paced  ${options.rate} commits/s from ${sim.pacingStartedAt} (ms since the epoch)`);
-  console.log(`  pds    ${sim.url}/xrpc/...`);
+  if (sim.hosts.length > 1) {
+    console.log(`  relay  ${sim.url}/xrpc/com.atproto.sync.listHosts (${sim.hosts.length} hosts)`);
+    for (const host of sim.hosts) console.log(`  pds    ${host.url}/xrpc/... (${host.accounts.length} accounts${host.fault === null ? '' : `, ${host.fault}`})`);
+    console.log(`  allow  ALLOW_PRIVATE_HOSTS=127.0.0.1,${sim.hostAddresses.join(',')}`);
+  } else {
+    console.log(`  pds    ${sim.url}/xrpc/...`);
+  }
+  if (sim.network.preloaded !== null) {
+    const { sizes, ms } = sim.network.preloaded;
+    console.log(`  preloaded ${sim.network.preloaded.records} records in ${sizes.length} repos in ${(ms / 1000).toFixed(1)} s`);
+  }
   if (options.pregenerate === true) {
     console.log(`  generated ${sim.commitsGenerated} commits in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }

@@ -23,6 +23,21 @@ describe('cli arguments', () => {
     expect(file).toBe('/tmp/x.json');
   });
 
+  test('--hosts, --host-fault and --preload-*', () => {
+    const { options } = parseCli(
+      ['--hosts', '12', '--host-fault', '3=garbage,4=trickle', '--host-fault', '5=rate-limited', '--rate-limit-every', '4',
+        '--preload-records', '1000000', '--preload-accounts', '9000', '--preload-giants', '2', '--preload-tail', '1.5'],
+      {},
+    );
+    expect(options).toMatchObject({ hosts: 12, rateLimitEvery: 4, hostFaults: { 3: 'garbage', 4: 'trickle', 5: 'rate-limited' } });
+    expect(options.preload).toEqual({ records: 1_000_000, accounts: 9000, giants: 2, tailExponent: 1.5 });
+    expect(parseCli([], {}).options.hosts).toBeUndefined();
+    expect(parseCli([], {}).options.preload).toBeUndefined();
+    for (const bad of [['--host-fault', '3=bogus'], ['--host-fault', 'x=garbage'], ['--host-fault', '3'], ['--hosts', 'many'], ['--preload-giants', '2'], ['--directory-only', '--hosts', '3']]) {
+      expect(() => parseCli(bad, {})).toThrow(RangeError);
+    }
+  });
+
   test('the ground truth is kept only for --expect', () => {
     expect(parseCli([], {}).options.groundTruth).toBe(false);
   });
