@@ -17,6 +17,15 @@
  * - Output depends only on the options (seed included), never on timing or on who is connected
  *   (the export's creation times excepted: they follow the wall clock).
  * - DID documents name `pdsUrl` as the PDS (default: this server, which holds the repos).
+ * - `hosts` > 1: every host is a listener of its own on 127.0.0.(h + 2) (hosts.ts), on `port` when
+ *   one is given (each on a free port of its own for port 0); DID documents and the export name an
+ *   account's host as its PDS; a host's getRepo/getRecord/listRepos answer for its own accounts
+ *   only (RepoNotFound for others), `hostFaults` make a host's getRepo hostile. This server stays
+ *   the relay and the PLC directory: listHosts, listRepos over every account, no getRepo (501).
+ *   With one host, listHosts names this server.
+ * - `preload` builds repos that exist before the simulation (preload.ts) before this resolves: no
+ *   frames for them, a subscriber from cursor 0 sees only live events; the live commits chain
+ *   from them. Paced, the export lists the preloaded accounts from the start.
  * - The PLC directory's `/export` lists every account as registered before the simulation, in
  *   index order; paced, an account is listed only from REGISTRATION_LEAD_MS before its first commit
  *   is due, as a PDS registers a DID just before it writes the repo's first commit.
