@@ -4,12 +4,12 @@
  * Every tile is a <section> that re-fetches itself (`hx-get` its own partial, `hx-trigger="every
  * 2s"`, `hx-swap="outerHTML"`), so the page is complete without JavaScript and live with it.
  * Text that can come from the network or the environment (relay URL, error messages, reason and
- * collection names) is only ever rendered through `safe`, which escapes it; numbers go through
- * the formatters in format.ts.
+ * collection names, the backfill's host names and their failure reasons) is only ever rendered
+ * through `safe`, which escapes it; numbers go through the formatters in format.ts.
  */
 import { Html } from '@elysiajs/html';
 import type { HistorySample } from '../src/api/metrics/history.ts';
-import type { DatabaseMetrics, EventProcessorMetrics, FirehoseMetrics } from '../src/api/metrics/metrics-service.ts';
+import type { BackfillMetrics, DatabaseMetrics, EventProcessorMetrics, FirehoseMetrics } from '../src/api/metrics/metrics-service.ts';
 import type { RecentError } from '../src/lib/recent-errors.ts';
 import { formatBytes, formatClock, formatCount, formatDuration, formatPercent, formatRate } from './format.ts';
 import { Sparkline } from './sparkline.tsx';
@@ -18,6 +18,8 @@ export interface DashboardView {
   readonly eventProcessor: EventProcessorMetrics;
   readonly database: DatabaseMetrics;
   readonly firehose: FirehoseMetrics;
+  /** `enabled: false` when this process runs no backfill. */
+  readonly backfill: BackfillMetrics;
   /** Oldest first, one a second. */
   readonly history: readonly HistorySample[];
   readonly historySlots: number;
@@ -35,6 +37,7 @@ export const TILE_NAMES = [
   'queue',
   'rejects',
   'database',
+  'backfill',
   'events-chart',
   'lag-chart',
   'errors',
@@ -54,6 +57,7 @@ const TILES: Record<TileName, (view: DashboardView) => JSX.Element> = {
   queue: QueueTile,
   rejects: RejectsTile,
   database: DatabaseTile,
+  backfill: BackfillTile,
   'events-chart': EventsChartTile,
   'lag-chart': LagChartTile,
   errors: ErrorsTile,
@@ -95,7 +99,7 @@ export function DashboardPage(view: DashboardView): JSX.Element {
             <p>
               Rendered {formatClock(view.now)}; tiles refresh every 2 s when JavaScript is on.{' '}
               <a href="/api/metrics/event-processor">event-processor</a> · <a href="/api/metrics/database">database</a> ·{' '}
-              <a href="/api/metrics/firehose">firehose</a> · <a href="/metrics">prometheus</a> · <a href="/ready">ready</a>
+              <a href="/api/metrics/firehose">firehose</a> · <a href="/api/metrics/backfill">backfill</a> · <a href="/metrics">prometheus</a> · <a href="/ready">ready</a>
             </p>
           </footer>
         </body>
@@ -259,6 +263,57 @@ function DatabaseTile(view: DashboardView): JSX.Element {
   );
 }
 
+const TROUBLED_HOSTS_SHOWN = 3;
+
+function BackfillTile(view: DashboardView): JSX.Element {
+  const bf = view.backfill;
+  if (!bf.enabled) {
+    return (
+      <Tile name="backfill" title="Backfill" state="idle" wide>
+        <p class="sub">not running in this process</p>
+      </Tile>
+    );
+  }
+  const paused = bf.troubledHosts.filter((host) => host.pausedForMs > 0).length;
+  const state: State = bf.repos.failed > 0 || paused > 0 ? 'warn' : 'ok';
+  const troubled = bf.troubledHosts.slice(0, TROUBLED_HOSTS_SHOWN);
+  return (
+    <Tile name="backfill" title="Backfill" state={state} wide>
+      <Value value={formatCount(bf.repos.done)} unit="repos done" />
+      <p class="sub">
+        <span class="backfill-queued">{formatCount(bf.repos.queued)}</span> queued · <span class="backfill-failed">{formatCount(bf.repos.failed)}</span> failed ·{' '}
+        {formatCount(bf.repos.inactive)} inactive
+      </p>
+      <p class="sub">
+        {formatRate(bf.recordsPerSecond)} records/s · ETA <span class="backfill-eta">{formatDuration(bf.etaSeconds)}</span>
+      </p>
+      <p class="sub">
+        {formatCount(bf.activeImports)} importing · {formatCount(bf.hostsListing)} hosts listing
+      </p>
+      {troubled.length === 0 ? (
+        ''
+      ) : (
+        <ul class="troubled">
+          {troubled.map((host) => (
+            <li>
+              <code class="host" safe>
+                {host.host}
+              </code>{' '}
+              {host.reason === null ? '' : <span class="reason" safe>{host.reason}</span>}
+              {host.reason === null ? '' : ' '}
+              <span class="standing">
+                {host.pausedForMs > 0
+                  ? `paused ${formatDuration(host.pausedForMs / 1000)}`
+                  : `${formatCount(host.failuresInRow)} ${host.failuresInRow === 1 ? 'failure' : 'failures'} in a row`}
+              </span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </Tile>
+  );
+}
+
 function EventsChartTile(view: DashboardView): JSX.Element {
   const values = view.history.map((sample) => sample.eventsPerSecond);
   const max = Math.max(0, ...values);
@@ -350,6 +405,10 @@ footer a { color: inherit; }
 .errors li.error strong { color: var(--bad); }
 .errors li.warn strong { color: var(--warn); }
 .errors time, .errors .detail, .errors .count { color: var(--muted); }
+.troubled { list-style: none; margin: .25rem 0 0; padding: 0; font-size: .8rem; }
+.troubled li { padding: .15rem 0; border-top: 1px solid rgba(127,127,127,.2); overflow-wrap: anywhere; }
+.troubled .reason { color: var(--warn); }
+.troubled .standing { color: var(--muted); }
 .errors .detail { display: block; font-family: ui-monospace, monospace; font-size: .75rem; }
 @media (max-width: 30rem) { .grid { grid-template-columns: repeat(2, minmax(0, 1fr)); padding: 0 .5rem; gap: .5rem; }
   .tile.wide { grid-column: 1 / -1; } .value { font-size: 1.5rem; } }

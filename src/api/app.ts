@@ -9,10 +9,11 @@ import type { Logger } from '../log.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { errorHandling } from './errors.ts';
 import { healthRoutes, type ReadinessCheck } from './health.ts';
-import type { MetricsService } from './metrics/metrics-service.ts';
+import type { BackfillSource, MetricsService } from './metrics/metrics-service.ts';
 import { metricsRoutes } from './metrics/routes.ts';
 import { rateLimitRoutes, type RateLimitOptions } from './rate-limit.ts';
 import { adminAuth } from './admin-auth.ts';
+import { backfillRoutes } from './backfill.ts';
 import { xrpcRoutes, type XrpcOptions } from './xrpc/routes.ts';
 
 export interface AppServices {
@@ -24,7 +25,9 @@ export interface AppServices {
   readonly xrpc?: XrpcOptions;
   /** Per-client limits on /xrpc/ (RATE_LIMIT, TRUST_PROXY); none when absent. */
   readonly rateLimit?: RateLimitOptions;
-  /** ADMIN_TOKEN: the dashboard and metrics need it; open when absent. */
+  /** POST /api/backfill (queueing whole-repo imports); left out by tests of other concerns. */
+  readonly backfill?: BackfillSource;
+  /** ADMIN_TOKEN: the dashboard and metrics need it (open when absent); actions need it set. */
   readonly adminToken?: string;
 }
 
@@ -32,12 +35,13 @@ export function createApp(services: AppServices) {
   const { metrics } = services;
   return new Elysia()
     .use(errorHandling(services.log))
-    .use(services.adminToken ? adminAuth(services.adminToken) : new Elysia())
+    .use(adminAuth(services.adminToken ?? null))
     .use(healthRoutes(services.readiness))
     .use(services.rateLimit ? rateLimitRoutes(services.rateLimit) : new Elysia())
     .use(services.xrpc ? xrpcRoutes(services.xrpc) : new Elysia())
     .use(metrics ? metricsRoutes(metrics) : new Elysia())
-    .use(metrics ? dashboardRoutes(metrics) : new Elysia());
+    .use(metrics ? dashboardRoutes(metrics) : new Elysia())
+    .use(services.backfill ? backfillRoutes(services.backfill) : new Elysia());
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -33,6 +33,7 @@ export function dashboardRoutes(metrics: MetricsService) {
       eventProcessor,
       database,
       firehose: metrics.firehose(),
+      backfill: metrics.backfill(),
       history: metrics.history.samples(),
       historySlots: metrics.history.capacity,
       errors: metrics.recentErrors?.latest() ?? [],

@@ -9,7 +9,7 @@
  * `_bytes`), ratios 0-1 (`_ratio`), counters `_total`. Label values that come from the network
  * (collection names, relay error names) are escaped here and bounded upstream.
  */
-import type { DatabaseMetrics, EventProcessorMetrics, FirehoseMetrics } from './metrics/metrics-service.ts';
+import type { BackfillMetrics, DatabaseMetrics, EventProcessorMetrics, FirehoseMetrics } from './metrics/metrics-service.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -74,6 +74,8 @@ export interface PrometheusFigures {
   readonly eventProcessor: EventProcessorMetrics;
   readonly database: DatabaseMetrics;
   readonly firehose: FirehoseMetrics;
+  /** The backfill's figures; absent, or `enabled: false`, leaves its families out. */
+  readonly backfill?: BackfillMetrics;
   /** process.memoryUsage(), or null to leave process metrics out. */
   readonly memory: { readonly rss: number; readonly heapUsed: number } | null;
 }
@@ -156,6 +158,25 @@ export function renderPrometheus(figures: PrometheusFigures): string {
   w.family('aqueduct_db_statement_timeouts_total', 'counter', 'Queries cancelled by statement_timeout.', db.timeouts);
   w.family('aqueduct_database_size_bytes', 'gauge', 'pg_database_size of the database.', optional(db.databaseSizeBytes));
   w.family('aqueduct_records', 'gauge', 'Rows per collection, and actors (collection="actors").', by('collection', db.records));
+
+  const bf = figures.backfill;
+  if (bf?.enabled) {
+    w.family('aqueduct_backfill_repos', 'gauge', 'Repos in the backfill queue, by state.', by('state', bf.repos));
+    w.family('aqueduct_backfill_imports_total', 'counter', 'Whole-repo imports finished, by outcome.', by('outcome', bf.outcomes));
+    w.family('aqueduct_backfill_records_total', 'counter', 'Records held by the repos imported.', bf.recordsImported);
+    w.family('aqueduct_backfill_records_changed_total', 'counter', 'Records written or deleted by imports to match their repos.', bf.recordsChanged);
+    w.family('aqueduct_backfill_bytes_total', 'counter', 'CAR bytes fetched by imports.', bf.bytesFetched);
+    w.family('aqueduct_backfill_unverified_repos_total', 'counter', 'Repos imported without a signature check (signing key unavailable).', bf.unverified);
+    w.family('aqueduct_backfill_listed_hosts_total', 'counter', "Hosts named by the relay's listHosts.", bf.listed.hosts);
+    w.family('aqueduct_backfill_listed_repos_total', 'counter', "Repos named by hosts' listRepos.", bf.listed.repos);
+    w.family('aqueduct_backfill_listed_invalid_total', 'counter', 'Listing entries skipped as invalid (bad host name or DID).', bf.listed.invalid);
+    w.family('aqueduct_backfill_active_imports', 'gauge', 'Repos being imported now.', bf.activeImports);
+    w.family('aqueduct_backfill_hosts_listing', 'gauge', 'Hosts being listed now.', bf.hostsListing);
+    w.family('aqueduct_backfill_records_per_second', 'gauge', 'Records imported per second over the last 10 s.', bf.recordsPerSecond);
+    w.family('aqueduct_backfill_repos_per_second', 'gauge', 'Repos imported per second over the last 10 s.', bf.reposPerSecond);
+    w.family('aqueduct_backfill_eta_seconds', 'gauge', 'Queued repos at the recent rate; absent while nothing is imported.', optional(bf.etaSeconds));
+    w.family('aqueduct_backfill_hosts_paused', 'gauge', 'Hosts paused now for failing or for their rate limits (counted among the 10 worst).', bf.troubledHosts.filter((host) => host.pausedForMs > 0).length);
+  }
 
   if (figures.memory) {
     w.family('aqueduct_process_resident_memory_bytes', 'gauge', 'Resident set size.', figures.memory.rss);

@@ -8,7 +8,7 @@ test('with ADMIN_TOKEN, the operator pages need it (Bearer or Basic); health, re
   const app = createApp({ log: silentLogger, readiness: {}, adminToken: TOKEN });
   const get = (path: string, authorization?: string) =>
     app.handle(new Request(`http://localhost${path}`, authorization ? { headers: { authorization } } : {}));
-  for (const path of ['/', '/api/metrics/event-processor', '/metrics', '/partials/events', '/static/htmx.js']) {
+  for (const path of ['/', '/api/metrics/event-processor', '/api/metrics/backfill', '/metrics', '/dashboard/tiles/events', '/static/htmx.js']) {
     const refused = await get(path);
     expect([path, refused.status]).toEqual([path, 401]);
     expect(refused.headers.get('www-authenticate')).toContain('Basic');
@@ -23,7 +23,24 @@ test('with ADMIN_TOKEN, the operator pages need it (Bearer or Basic); health, re
   expect((await get('/.well-known/did.json')).status).not.toBe(401);
 });
 
-test('without ADMIN_TOKEN nothing asks for one', async () => {
+test('without ADMIN_TOKEN nothing asks for one, and actions are refused', async () => {
   const app = createApp({ log: silentLogger, readiness: {} });
   expect((await app.handle(new Request('http://localhost/metrics'))).status).toBe(404);
+  const action = await app.handle(new Request('http://localhost/api/backfill', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } }));
+  expect(action.status).toBe(403);
+  expect(((await action.json()) as { message: string }).message).toContain('set it');
+  // what is public stays public whatever the method
+  expect((await app.handle(new Request('http://localhost/xrpc/app.bsky.feed.getTimeline', { method: 'POST' }))).status).not.toBe(403);
+});
+
+test('with ADMIN_TOKEN, an action needs it as Bearer: a remembered Basic password is not enough', async () => {
+  const app = createApp({ log: silentLogger, readiness: {}, adminToken: TOKEN });
+  const send = (authorization?: string) =>
+    app.handle(new Request('http://localhost/api/backfill', { method: 'POST', ...(authorization ? { headers: { authorization } } : {}) }));
+  for (const authorization of [undefined, `Basic ${Buffer.from(`operator:${TOKEN}`).toString('base64')}`, 'Bearer wrong-token-wrong-token', `bearer${TOKEN}`]) {
+    const refused = await send(authorization);
+    expect([authorization, refused.status]).toEqual([authorization, 401]);
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="Aqueduct"');
+  }
+  expect((await send(`Bearer ${TOKEN}`)).status).toBe(404); // through to the routes (none here)
 });

@@ -2,7 +2,7 @@
  * The dashboard in a real headless Chromium (Debian's `chromium`, driven by playwright-core),
  * fed by the simulator's signed commits through a real ingester over a real listening server:
  * htmx loads from this origin, the events tile is replaced by its poll while events flow, hostile
- * error text renders as text, the page fits a phone, and it shows full numbers with JavaScript
+ * error text and a hostile backfill failure reason render as text, the page fits a phone, and it shows full numbers with JavaScript
  * off. Screenshots go to test-results/. A missing browser fails this file; it never skips.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -18,6 +18,7 @@ import { startSimulator, type Simulator } from '../../src/sim/server.ts';
 import { migratedDatabase } from '../support/schema.ts';
 import { LOOPBACK_HOSTS } from '../support/strangers.ts';
 import { until } from '../support/until.ts';
+import { plcDid, testBackfill } from './test-backfill.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -82,7 +83,12 @@ beforeAll(async () => {
   const relayUrl = sim.url.replace(/^http/, 'ws');
   ingester = await startIngester({ relayUrl, firehoseStart: { kind: 'seq', seq: 0 }, plcUrl: sim.url, plcFollowExport: true, verifyCommits: true, maxConcurrentOps: 40, allowPrivateHosts: LOOPBACK_HOSTS }, migrated.db, log);
   cleanups.push(() => ingester.stop());
-  const metrics = new MetricsService({ db: migrated.db, ingest: ingester, config: { relayUrl, maxConcurrentUserCreations: 20 }, recentErrors: recent });
+  // A real backfill, never started: one repo queued and a host failing with a hostile reason.
+  const backfill = testBackfill(migrated.db);
+  cleanups.push(() => backfill.close());
+  await backfill.backfill.request({ dids: [plcDid('browser')] });
+  for (let i = 0; i < 3; i++) backfill.politeness.failed('pds.failing.example', PROBE);
+  const metrics = new MetricsService({ db: migrated.db, ingest: ingester, config: { relayUrl, maxConcurrentUserCreations: 20 }, recentErrors: recent, backfill: backfill.backfill });
   metrics.start();
   cleanups.push(async () => metrics.stop());
   const app = createApp({ log, readiness: {}, metrics });
@@ -135,6 +141,13 @@ describe('the dashboard in headless Chromium', () => {
     expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
     expect(await page.locator('#tile-errors .message').first().textContent()).toBe(`relay sent ${PROBE}`);
     expect(await page.locator('#tile-errors script, #tile-errors img').count()).toBe(0);
+    await page.evaluate(() => document.querySelector('#tile-backfill')?.setAttribute('data-first', 'yes'));
+    await page.waitForFunction(() => !document.querySelector('#tile-backfill')?.hasAttribute('data-first'), undefined, { timeout: 10_000 });
+    expect(await page.textContent('#tile-backfill .backfill-queued')).toBe('1');
+    expect(await page.textContent('#tile-backfill .troubled .host')).toBe('pds.failing.example');
+    expect(await page.textContent('#tile-backfill .troubled .reason')).toBe(PROBE);
+    expect(await page.locator('#tile-backfill script, #tile-backfill img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
     expect(await page.locator('script').count()).toBe(1);
     expect(problems).toEqual([]);
   }, 60_000);

@@ -14,11 +14,13 @@ import { TILE_NAMES } from '../../views/dashboard.tsx';
 import { formatBytes, formatCount, formatDuration, formatPercent, formatRate } from '../../views/format.ts';
 import { Sparkline } from '../../views/sparkline.tsx';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
+import { plcDid, testBackfill } from './test-backfill.ts';
 
 const PROBE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">';
 
 let migrated: MigratedDatabase;
 let app: ReturnType<typeof createApp>;
+let closeBackfill: () => Promise<void> = async () => {};
 
 beforeAll(async () => {
   migrated = await migratedDatabase('dashboard', 2);
@@ -30,6 +32,11 @@ beforeAll(async () => {
   const recent = new RecentErrors();
   recent.record('error', `relay said ${PROBE}`, { error: new Error(PROBE), handle: `${PROBE}.bsky.social` });
   recent.record('warn', 'relay connection closed: reconnecting');
+  // A real backfill (never started): two repos queued, and a host failing with a hostile reason.
+  const backfill = testBackfill(migrated.db);
+  closeBackfill = backfill.close;
+  await backfill.backfill.request({ dids: [plcDid('queued'), plcDid('queuedtoo')] });
+  for (let i = 0; i < 3; i++) backfill.politeness.failed('pds.failing.example', `answered ${PROBE}`);
   const metrics = new MetricsService({
     db: migrated.db,
     ingest: {
@@ -40,11 +47,13 @@ beforeAll(async () => {
     identityWorker: { stats: { active: 46, limit: 50 } },
     config: { relayUrl: 'unused', maxConcurrentUserCreations: 50 },
     recentErrors: recent,
+    backfill: backfill.backfill,
   });
   for (let i = 0; i < 3; i++) metrics.sample();
   app = createApp({ log: silentLogger, readiness: {}, metrics });
 });
 afterAll(async () => {
+  await closeBackfill();
   await migrated.close();
 });
 
@@ -81,6 +90,8 @@ describe('the dashboard page', () => {
     expect(html).toMatch(/id="tile-cursor" class="tile" data-state="bad"/);
     expect(html).toMatch(/id="tile-lag" class="tile" data-state="warn"/);
     expect(html).toMatch(/id="tile-errors" class="tile wide full" data-state="bad"/);
+    expect(html).toMatch(/id="tile-backfill" class="tile wide" data-state="warn"/); // a host paused
+    expect(html).toContain('<span class="backfill-queued">2</span> queued');
   });
 
   test('network-derived text is escaped everywhere', async () => {
@@ -92,6 +103,9 @@ describe('the dashboard page', () => {
     const errors = await (await get('/dashboard/tiles/errors')).text();
     expect(errors).not.toContain('<script>');
     expect(errors).toContain('handle=&lt;script&gt;');
+    const backfill = await (await get('/dashboard/tiles/backfill')).text();
+    expect(backfill).not.toContain('<script>');
+    expect(backfill).toContain('<code class="host">pds.failing.example</code> <span class="reason">answered &lt;script&gt;window.__xss=1&lt;/script&gt;');
   });
 
   test('every tile is served alone, as the same polling section', async () => {

@@ -1,14 +1,16 @@
 /**
- * The figures behind every operator surface: the three JSON endpoints, /metrics and the dashboard.
+ * The figures behind every operator surface: the JSON endpoints, /metrics and the dashboard.
  *
  * Reads live counters from memory (pipeline, subscription, IngestStats, pool) on every call, and
  * the few figures that need SQL (identity queue length, `record_counts`, database size) through a
  * one-second cache refreshed by a single query at a time. A metrics request waits at most
  * `dbWaitMs` for that query: when the pool is saturated (exactly when an operator looks) it
  * answers with the last known figures instead of queueing behind the pipeline. Field names follow
- * docs/performance-tuning-guide.md; percentages are 0-100 with one decimal. `start()` begins the
- * 1 Hz sampling the dashboard's sparklines read; `stop()` ends it.
+ * docs/performance-tuning-guide.md; percentages are 0-100 with one decimal. The backfill's figures
+ * are its own in-memory counts (it never scans its queue for them), read as they are. `start()`
+ * begins the 1 Hz sampling the dashboard's sparklines read; `stop()` ends it.
  */
+import type { BackfillFigures, BackfillRequest } from '../../backfill/backfill.ts';
 import type { Database, PoolStats } from '../../db/database.ts';
 import type { RecentErrors } from '../../lib/recent-errors.ts';
 import type { PlcExportFigures } from '../../identity/plc-export.ts';
@@ -61,6 +63,12 @@ export interface IdentityWorkerSource {
   readonly stats: IdentityWorkerStats;
 }
 
+/** The backfill as the operator surface sees it (`Backfill` satisfies it): its figures, and queueing work. */
+export interface BackfillSource {
+  readonly figures: BackfillFigures;
+  request(request: BackfillRequest): Promise<{ readonly repos: number; readonly hosts: number }>;
+}
+
 export interface MetricsConfig {
   readonly relayUrl: string;
   readonly maxConcurrentUserCreations: number;
@@ -75,6 +83,8 @@ export interface MetricsServiceOptions {
   readonly identityWorker?: IdentityWorkerSource | null;
   readonly config: MetricsConfig;
   readonly recentErrors?: RecentErrors | null;
+  /** The whole-repo backfill; null or absent: `/api/metrics/backfill` says `enabled: false`. */
+  readonly backfill?: BackfillSource | null;
   readonly now?: () => number;
   /** How old the SQL figures may be before a request refreshes them (default 1000 ms). */
   readonly dbMaxAgeMs?: number;
@@ -189,6 +199,51 @@ export interface FirehoseMetrics {
   readonly lastFrameAt: string | null;
   readonly errorFrames: Record<string, number>;
 }
+
+export interface BackfillMetrics {
+  readonly enabled: boolean;
+  /** Rows of `backfill_repos` by state. */
+  readonly repos: { readonly queued: number; readonly done: number; readonly inactive: number; readonly failed: number };
+  /** Hosts whose listRepos (or the relay's listHosts) is being read now. */
+  readonly hostsListing: number;
+  /** Repos being imported now. */
+  readonly activeImports: number;
+  /** Finished imports by outcome: imported, repo-gone, or the failure's reason (fetch-failed, ...). */
+  readonly outcomes: Record<string, number>;
+  /** Records the imported repos hold, and those written or deleted to match them. */
+  readonly recordsImported: number;
+  readonly recordsChanged: number;
+  /** CAR bytes fetched. */
+  readonly bytesFetched: number;
+  /** Repos imported without a signature check (signing key unavailable). */
+  readonly unverified: number;
+  /** Over the last 10 s. */
+  readonly recordsPerSecond: number;
+  readonly reposPerSecond: number;
+  /** Queued repos at the recent rate; null when nothing is being imported. */
+  readonly etaSeconds: number | null;
+  /** Hosts paused or failing, worst first (at most 10); `reason` is the last failure's. */
+  readonly troubledHosts: ReadonlyArray<{ readonly host: string; readonly pausedForMs: number; readonly failuresInRow: number; readonly reason: string | null }>;
+  /** What the listings returned: hosts (from listHosts), repos (from listRepos), invalid entries skipped. */
+  readonly listed: { readonly hosts: number; readonly repos: number; readonly invalid: number };
+}
+
+const noBackfill = (): BackfillMetrics => ({
+  enabled: false,
+  repos: { queued: 0, done: 0, inactive: 0, failed: 0 },
+  hostsListing: 0,
+  activeImports: 0,
+  outcomes: {},
+  recordsImported: 0,
+  recordsChanged: 0,
+  bytesFetched: 0,
+  unverified: 0,
+  recordsPerSecond: 0,
+  reposPerSecond: 0,
+  etaSeconds: null,
+  troubledHosts: [],
+  listed: { hosts: 0, repos: 0, invalid: 0 },
+});
 
 interface DbFigures {
   readonly pendingIdentity: number;
@@ -345,6 +400,28 @@ export class MetricsService {
       queueDepth: ingest?.pipeline.queueDepth ?? 0,
       lastFrameAt: lastFrameAt === null ? null : new Date(lastFrameAt).toISOString(),
       errorFrames: record(ingest?.subscription.errorFrames, MAX_ERROR_FRAME_NAMES),
+    };
+  }
+
+  backfill(): BackfillMetrics {
+    const source = this.#options.backfill ?? null;
+    if (source === null) return noBackfill();
+    const f = source.figures;
+    return {
+      enabled: true,
+      repos: { queued: f.repos.queued, done: f.repos.done, inactive: f.repos.inactive, failed: f.repos.failed },
+      hostsListing: f.hostsListing,
+      activeImports: f.active,
+      outcomes: record(f.outcomes),
+      recordsImported: f.recordsImported,
+      recordsChanged: f.recordsChanged,
+      bytesFetched: f.bytesFetched,
+      unverified: f.unverified,
+      recordsPerSecond: f.recordsPerSecond,
+      reposPerSecond: f.reposPerSecond,
+      etaSeconds: f.etaSeconds,
+      troubledHosts: f.troubledHosts.map((h) => ({ host: h.host, pausedForMs: h.pausedForMs, failuresInRow: h.failuresInRow, reason: h.reason })),
+      listed: { hosts: f.listed.hosts, repos: f.listed.repos, invalid: f.listed.invalid },
     };
   }
 

@@ -1,7 +1,8 @@
 /**
  * The metrics HTTP surface: `/api/metrics/event-processor`, `/api/metrics/database`,
- * `/api/metrics/firehose` (JSON, field names from docs/performance-tuning-guide.md) and
- * `/metrics` (Prometheus text). Thin handlers over `MetricsService`; never cached by clients.
+ * `/api/metrics/firehose` (JSON, field names from docs/performance-tuning-guide.md),
+ * `/api/metrics/backfill` (JSON, `BackfillMetrics`) and `/metrics` (Prometheus text). Thin
+ * handlers over `MetricsService`; never cached by clients.
  */
 import { Elysia } from 'elysia';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../prometheus.ts';
@@ -23,10 +24,14 @@ export function metricsRoutes(metrics: MetricsService) {
       set.headers['cache-control'] = NO_STORE;
       return metrics.firehose();
     })
+    .get('/api/metrics/backfill', ({ set }) => {
+      set.headers['cache-control'] = NO_STORE;
+      return metrics.backfill();
+    })
     .get('/metrics', async () => {
       const [eventProcessor, database] = await Promise.all([metrics.eventProcessor(), metrics.database()]);
       const memory = process.memoryUsage();
-      const body = renderPrometheus({ eventProcessor, database, firehose: metrics.firehose(), memory: { rss: memory.rss, heapUsed: memory.heapUsed } });
+      const body = renderPrometheus({ eventProcessor, database, firehose: metrics.firehose(), backfill: metrics.backfill(), memory: { rss: memory.rss, heapUsed: memory.heapUsed } });
       return new Response(body, { headers: { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': NO_STORE } });
     });
 }
