@@ -22,6 +22,9 @@ export class IngestStats {
   unverifiedCommits = 0;
   /** commits without a Sync 1.1 proof (no prevData, or an op without prev): checked forwards only */
   unprovenCommits = 0;
+  /** commits set aside while their repo was imported whole (pipeline.ts `hold`), and of those the ones applied after it */
+  heldCommits = 0;
+  replayedCommits = 0;
   eventsCommitted = 0;
   batchesCommitted = 0;
   newActors = 0;
@@ -54,6 +57,10 @@ export class IngestStats {
   reject(reason: RejectReason, collection?: string): void {
     increment(this.rejectedByReason, reason);
     if (collection !== undefined && reason === 'invalid-record') increment(this.invalidByCollection, collection);
+  }
+
+  rejectMany(reason: RejectReason, count: number): void {
+    if (count > 0) this.rejectedByReason.set(reason, (this.rejectedByReason.get(reason) ?? 0) + count);
   }
 
   unknownCollection(collection: string): void {

@@ -11,6 +11,17 @@
  * after the previous write began, so a quiet firehose costs ~10 transactions a second, not one
  * per event.
  *
+ * Repos being imported whole (backfill, resync: src/backfill/repo-import.ts) are held: from
+ * `hold(did)` on, the writer sets that repo's commits aside in arrival order (each one's seq still
+ * moves the cursor, as a skipped event), and `release(did, rev)` writes those above the imported
+ * revision `rev`, in order, before any later batch; commits at or below it that were processed
+ * before the release are dropped when they reach the writer. So a record deleted live during an
+ * import stays deleted and nothing is applied twice. The commits set aside are not durable: the
+ * importer marks its repo done only after `release` resolves, so a crash in between imports the
+ * repo again (its PDS holds those commits). A repo that sets aside more than HELD_EVENTS_LIMIT
+ * commits (an account writing through a long import) keeps none: `release` answers false and the
+ * importer fetches again.
+ *
  * A batch the database refuses for its data (a value it cannot store) is split in halves until
  * the one bad event is found; that event is counted as 'db-rejected' and skipped, the rest is
  * written. Any other failure (the database is down) retries the same batch with backoff: nothing
@@ -43,6 +54,14 @@ export interface PipelineOptions {
   readonly lingerMs?: number;
 }
 
+type CommitEvent = Extract<IndexEvent, { kind: 'commit' }>;
+
+interface Replay {
+  readonly events: CommitEvent[];
+  readonly resolve: (written: boolean) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 interface Entry {
   readonly seq: number;
   frame: SequencedFrame | null;
@@ -52,6 +71,8 @@ interface Entry {
 export type OfferResult = 'accepted' | 'duplicate' | 'full';
 
 const DEFAULT_QUEUE_LIMIT = 8_000;
+/** commits set aside per held repo, at most */
+const HELD_EVENTS_LIMIT = 2_000;
 const DEFAULT_MAX_BATCH_EVENTS = 5_000;
 /** A batch smaller than this waits up to `lingerMs` (default 100) after the previous write began. */
 const LINGER_EVENTS = 500;
@@ -76,6 +97,13 @@ export class Pipeline {
   #writeFailure: { since: number; message: string } | null = null;
   #wakeWriter: (() => void) | null = null;
   #depthWaiters: Array<{ depth: number; resolve: () => void }> = [];
+  /** held repos -> their commits set aside, in order (null: too many, none kept) */
+  readonly #held = new Map<string, CommitEvent[] | null>();
+  /** imported repos -> revision imported, until every event accepted before the release is written */
+  readonly #floors = new Map<string, { readonly rev: string; readonly untilSeq: number | null }>();
+  #replays: Replay[] = [];
+  /** the write under way (settled, never rejects), for `hold` to wait on */
+  #writing: Promise<unknown> = Promise.resolve();
 
   constructor(options: PipelineOptions) {
     this.#options = options;
@@ -136,6 +164,39 @@ export class Pipeline {
     this.#lastAcceptedSeq = null;
   }
 
+  /**
+   * From now on `did`'s commits are set aside until `release`; resolves once no batch holding one
+   * of its commits is still being written, so the import that follows sees them in the database.
+   */
+  async hold(did: string): Promise<void> {
+    if (!this.#held.has(did)) this.#held.set(did, []);
+    await this.#writing;
+  }
+
+  /**
+   * The import of `did` at revision `rev` is written: writes the commits set aside above `rev`
+   * (before any later batch) and drops the rest. True once they are written; false when there
+   * were too many to keep (the repo must be fetched again).
+   */
+  release(did: string, rev: string): Promise<boolean> {
+    const held = this.#held.get(did);
+    this.#held.delete(did);
+    this.#floors.set(did, { rev, untilSeq: this.#lastAcceptedSeq });
+    if (held === null) return Promise.resolve(false);
+    const newer = (held ?? []).filter((event) => event.rev > rev);
+    if (held) this.#options.stats.rejectMany('stale-rev', held.length - newer.length);
+    if (newer.length === 0) return Promise.resolve(true);
+    return new Promise((resolve, reject) => {
+      this.#replays.push({ events: newer, resolve, reject });
+      this.#wakeWriter?.();
+    });
+  }
+
+  /** Held repos right now. */
+  get heldRepos(): number {
+    return this.#held.size;
+  }
+
   /** Resolves once at most `depth` events wait in the queue (or the signal aborts). */
   waitForDepth(depth: number, signal: AbortSignal): Promise<void> {
     if (this.queueDepth <= depth || signal.aborted) return Promise.resolve();
@@ -148,10 +209,22 @@ export class Pipeline {
 
   async run(signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', () => this.#wakeWriter?.(), { once: true });
+    try {
+      await this.#runWriter(signal);
+    } finally {
+      for (const replay of this.#replays.splice(0)) replay.resolve(false);
+    }
+  }
+
+  async #runWriter(signal: AbortSignal): Promise<void> {
     let lastWriteStarted = 0;
     while (true) {
-      const events = this.#takeReadyPrefix();
-      if (events.length === 0) {
+      if (this.#replays.length > 0) {
+        await this.#writeReplays();
+        continue;
+      }
+      const taken = this.#takeReadyPrefix();
+      if (taken.length === 0) {
         if (signal.aborted && this.queueDepth === 0) return;
         await this.#sleepUntilWoken();
         continue;
@@ -159,20 +232,71 @@ export class Pipeline {
       // Light traffic: let a small batch grow for up to LINGER_MS instead of paying a
       // transaction per event or two. Heavy traffic never waits (the prefix is large already).
       const lingerLeft = lastWriteStarted + this.#lingerMs - performance.now();
-      if (events.length < LINGER_EVENTS && lingerLeft > 0 && !signal.aborted) {
+      if (taken.length < LINGER_EVENTS && lingerLeft > 0 && !signal.aborted) {
         await this.#sleepUntilWoken(lingerLeft);
         continue;
       }
       lastWriteStarted = performance.now();
-      const written = await this.#write(events, signal);
+      const events = this.#divertHeld(taken);
+      const writing = this.#write(events, signal);
+      this.#writing = writing.catch(() => undefined);
+      const written = await writing;
       if (!written) return; // aborted while the database was unreachable: the cursor stays put
       this.#head += events.length;
+      this.#forgetFloors();
       if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
         this.#nextToProcess -= this.#head;
         this.#head = 0;
       }
       this.#notifyDepth();
+    }
+  }
+
+  /**
+   * The batch as it is written: a held repo's commits are set aside (a skipped event keeps each
+   * one's seq), and an imported repo's commits at or below the imported revision are dropped.
+   */
+  #divertHeld(events: IndexEvent[]): IndexEvent[] {
+    if (this.#held.size === 0 && this.#floors.size === 0) return events;
+    return events.map((event) => {
+      if (event.kind !== 'commit') return event;
+      const skipped: IndexEvent = { kind: 'skipped', seq: event.seq, time: event.time, ...(event.resync ? { resync: event.resync } : {}) };
+      const held = this.#held.get(event.did);
+      if (held !== undefined) {
+        if (held !== null && held.length < HELD_EVENTS_LIMIT) held.push(event);
+        else this.#held.set(event.did, null);
+        this.#options.stats.heldCommits++;
+        return skipped;
+      }
+      const floor = this.#floors.get(event.did);
+      if (floor === undefined || event.rev > floor.rev) return event;
+      this.#options.stats.reject('stale-rev');
+      return skipped;
+    });
+  }
+
+  /** A floor is needed until every event accepted before its release has been written. */
+  #forgetFloors(): void {
+    for (const [did, floor] of this.#floors) {
+      if (floor.untilSeq === null || (this.#committedSeq !== null && this.#committedSeq >= floor.untilSeq)) this.#floors.delete(did);
+    }
+  }
+
+  /** Released repos' commits, in the order they were set aside, as one batch that moves no cursor. */
+  async #writeReplays(): Promise<void> {
+    const replays = this.#replays.splice(0);
+    const write = writeBatch(this.#options.db, this.#options.actorIds, null, buildBatch(replays.flatMap((replay) => replay.events)));
+    this.#writing = write.catch(() => undefined);
+    try {
+      await write;
+      for (const replay of replays) {
+        this.#options.stats.replayedCommits += replay.events.length;
+        replay.resolve(true);
+      }
+    } catch (error) {
+      // the importer keeps its repo queued: the next import fetches what these commits changed
+      for (const replay of replays) replay.reject(error);
     }
   }
 

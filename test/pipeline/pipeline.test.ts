@@ -3,9 +3,11 @@ import { Database } from '../../src/db/database.ts';
 import { ActorIds } from '../../src/pipeline/actor-ids.ts';
 import { parseRecord } from '../../src/pipeline/collections.ts';
 import type { EventProcessor, SequencedFrame } from '../../src/pipeline/event-processor.ts';
-import type { IndexEvent } from '../../src/pipeline/events.ts';
+import type { IndexEvent, RecordOp } from '../../src/pipeline/events.ts';
 import { IngestStats } from '../../src/pipeline/ingest-stats.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import { buildBatch } from '../../src/pipeline/batch.ts';
+import { writeBatch } from '../../src/pipeline/batch-writer.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { migratedDatabase, type MigratedDatabase } from '../support/schema.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
@@ -213,5 +215,66 @@ describe('Pipeline', () => {
     });
     expect([1, 2, 5, 6, 10].map((seq) => gappy.offer(frame(seq)))).toEqual(['accepted', 'accepted', 'accepted', 'accepted', 'accepted']);
     expect(stats.seqGaps).toBe(2);
+  });
+
+  test('a held repo: its commits are set aside, those above the imported revision applied after it in order, the rest dropped', async () => {
+    const author = 'did:plc:heldrepoaaaaaaaaaaaaaaaa';
+    const followOf = (subject: number) => {
+      const parsed = parseRecord('app.bsky.graph.follow', '3kaaaaaaaaa22', { $type: 'app.bsky.graph.follow', subject: did(subject), createdAt: NOW });
+      if (!parsed?.ok) throw new Error('fixture');
+      return parsed.row;
+    };
+    const commit = (seq: number, rev: string, ops: readonly RecordOp[]): IndexEvent => ({ kind: 'commit', seq, time: NOW, did: author, rev, ops });
+    const create = (rkey: string) => [{ action: 'create' as const, collection: 'app.bsky.graph.follow', table: 'follows' as const, rkey, cid: CID, row: followOf(1) }];
+    const remove = (rkey: string) => [{ action: 'delete' as const, collection: 'app.bsky.graph.follow', table: 'follows' as const, rkey, cid: null, row: null }];
+    const special = new Map<number, IndexEvent>([
+      [1, commit(1, '3kaaaaaaaaa23', create('3kaaaaaaaaaaa'))],
+      [2, commit(2, '3kaaaaaaaaa25', remove('3kaaaaaaaaaaa'))],
+      [3, commit(3, '3kaaaaaaaaa27', create('3kaaaaaaaaabb'))],
+      // processed after the release, at or below the imported revision: a replay, dropped
+      [4, commit(4, '3kaaaaaaaaa24', create('3kaaaaaaaaacc'))],
+    ]);
+    const { instance, stats, stop } = pipeline('wss://held.example', processorFor(special), 0);
+    const follows = async () =>
+      (await database.db.run((sql) => sql<{ rkey: string }[]>`select f.rkey from follows f join actors a on a.id = f.author_id where a.did = ${author} order by f.rkey`)).map((row) => row.rkey);
+    try {
+      await instance.hold(author);
+      for (const seq of [1, 2, 3]) instance.offer(frame(seq));
+      await until(() => instance.committedSeq === 3);
+      expect(await follows()).toEqual([]); // set aside, though the cursor moved past them
+      expect(stats.heldCommits).toBe(3);
+
+      // the import: the repo at revision ...24 holds the first follow
+      await writeBatch(database.db, new ActorIds(), null, buildBatch([commit(0, '3kaaaaaaaaa24', create('3kaaaaaaaaaaa'))]));
+      expect(await follows()).toEqual(['3kaaaaaaaaaaa']);
+
+      expect(await instance.release(author, '3kaaaaaaaaa24')).toBe(true);
+      // seq 1 (..23) was in the import; seq 2 deleted the follow after it, seq 3 made another
+      expect(await follows()).toEqual(['3kaaaaaaaaabb']);
+      expect(stats.replayedCommits).toBe(2);
+      instance.offer(frame(4));
+      await until(() => instance.committedSeq === 4);
+      expect(await follows()).toEqual(['3kaaaaaaaaabb']);
+      expect(stats.rejectedByReason.get('stale-rev')).toBe(2);
+    } finally {
+      await stop();
+    }
+  });
+
+  test('a held repo that writes more than can be kept: nothing is applied and the release says to fetch again', async () => {
+    const author = 'did:plc:heldrepobbbbbbbbbbbbbbbb';
+    const special = new Map<number, IndexEvent>();
+    for (let seq = 1; seq <= 2_100; seq++) special.set(seq, { kind: 'commit', seq, time: NOW, did: author, rev: `3kaaaaaa${String(seq).padStart(5, '2').replace(/[01089]/g, '2')}`, ops: [] });
+    const { instance, stats, stop } = pipeline('wss://overflow.example', processorFor(special), 0);
+    try {
+      await instance.hold(author);
+      for (let seq = 1; seq <= 2_100; seq++) instance.offer(frame(seq));
+      await until(() => instance.committedSeq === 2_100);
+      expect(stats.heldCommits).toBe(2_100);
+      expect(await instance.release(author, '')).toBe(false);
+      expect(stats.replayedCommits).toBe(0);
+    } finally {
+      await stop();
+    }
   });
 });
