@@ -20,6 +20,12 @@ import { embeddedPostgresSettings } from './db/postgres-settings.ts';
 import { RecentErrors, recordingLogger } from './lib/recent-errors.ts';
 import { startIngester, type Ingester } from './pipeline/ingester.ts';
 import { IdentityWorker } from './identity/identity-worker.ts';
+import { DidResolver } from './identity/did-resolver.ts';
+import { WorkerVerifier } from './firehose/verifier.ts';
+import { Backfill } from './backfill/backfill.ts';
+import { HostPoliteness } from './backfill/host-politeness.ts';
+import { ImportWriter } from './backfill/import-writer.ts';
+import { RepoImporter } from './backfill/repo-import.ts';
 
 export interface Aqueduct {
   /** The HTTP base URL, e.g. http://127.0.0.1:5000 */
@@ -27,6 +33,7 @@ export interface Aqueduct {
   readonly db: Database;
   /** null when FIREHOSE_ENABLED=false. */
   readonly ingester: Ingester | null;
+  readonly backfill: Backfill;
   stop(): Promise<void>;
 }
 
@@ -72,12 +79,16 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     }
 
     // DB_POOL_SIZE is shared: a quarter (at least one connection) is the read API's own, with a
-    // short statement timeout, so no client can hold the connections ingestion writes with
+    // short statement timeout, so no client can hold the connections ingestion writes with; an
+    // eighth (at least one) is the backfill's, so importing never takes the firehose's
     const apiPoolSize = Math.max(1, Math.floor(config.dbPoolSize / 4));
-    const db = new Database({ url: databaseUrl, poolSize: Math.max(1, config.dbPoolSize - apiPoolSize) });
+    const backfillPoolSize = Math.max(1, Math.floor(config.dbPoolSize / 8));
+    const db = new Database({ url: databaseUrl, poolSize: Math.max(1, config.dbPoolSize - apiPoolSize - backfillPoolSize) });
     cleanups.push(() => db.close());
     const apiDb = new Database({ url: databaseUrl, poolSize: apiPoolSize, statementTimeoutMs: API_STATEMENT_TIMEOUT_MS, applicationName: 'aqueduct-api' });
     cleanups.push(() => apiDb.close());
+    const backfillDb = new Database({ url: databaseUrl, poolSize: backfillPoolSize, applicationName: 'aqueduct-backfill' });
+    cleanups.push(() => backfillDb.close());
 
     await db.run((sql) => sql`select 1`).catch((error: unknown) => {
       const where = config.databaseUrl ? `DATABASE_URL=${redactPassword(config.databaseUrl)}` : 'the embedded PostgreSQL';
@@ -116,6 +127,35 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       refreshHours: config.identityRefreshHours,
       plcRateLimit: config.plcRateLimit,
     });
+    // Whole-repo imports (src/backfill/): their own pool and writer, beside the firehose, holding
+    // a repo's live commits only while it is imported. Without a firehose in this process they
+    // verify with a worker of their own.
+    const backfillVerifier = ingester ? ingester.verifier : config.verifyCommits ? await WorkerVerifier.start(config.plcUrl, log, { workerUrl: new URL('./firehose/verify-worker.ts', import.meta.url), allowPrivateHosts: config.allowPrivateHosts }) : null;
+    if (!ingester && backfillVerifier) cleanups.push(() => backfillVerifier.close());
+    const politeness = new HostPoliteness({ defaultRate: config.backfillHostRate, bigHostRate: config.backfillBigHostRate, rates: config.backfillHostRates });
+    const backfill = new Backfill({
+      db: backfillDb,
+      importer: new RepoImporter({
+        db: backfillDb,
+        dids: new DidResolver({ plcUrl: config.plcUrl, strangers, ttlMs: 60_000 }),
+        strangers,
+        verifier: backfillVerifier,
+        live: ingester?.live ?? null,
+        hosts: politeness,
+        writer: new ImportWriter(backfillDb),
+        spillDir: join(config.dataDir, 'backfill-spill'),
+      }),
+      strangers,
+      hosts: politeness,
+      relayHost: new URL(config.relayUrl).host,
+      log,
+      concurrency: config.backfillConcurrency,
+    });
+    await backfill.start();
+    // before the ingester stops: an import releases what it held into a running pipeline
+    cleanups.push(() => backfill.stop());
+    if (config.backfill === 'all') await backfill.request({ all: true });
+
     const identityDone = identity.start();
     cleanups.push(() => identity.stop());
     identityDone.catch((error: unknown) => {
@@ -123,13 +163,14 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       hooks.onFatal?.(error);
     });
 
-    const metrics = new MetricsService({ db, apiDb, ingest: ingester, identityWorker: identity, config, recentErrors });
+    const metrics = new MetricsService({ db, apiDb, ingest: ingester, identityWorker: identity, config, recentErrors, backfill });
     metrics.start();
     cleanups.push(async () => metrics.stop());
 
     const app = createApp({
       log,
       metrics,
+      backfill,
       ...(config.adminToken ? { adminToken: config.adminToken } : {}),
       ...(config.rateLimit > 0 ? { rateLimit: { limit: config.rateLimit, windowSeconds: 300, trustProxy: config.trustProxy } } : {}),
       xrpc: {
@@ -169,7 +210,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     });
     const port = app.server?.port ?? config.port;
     log.info('Aqueduct is serving', { url: `http://127.0.0.1:${port}` });
-    return { url: `http://127.0.0.1:${port}`, db, ingester, stop };
+    return { url: `http://127.0.0.1:${port}`, db, ingester, backfill, stop };
   } catch (error) {
     await stop();
     throw error;

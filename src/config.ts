@@ -61,6 +61,15 @@ export interface Config {
   /** This AppView's DID: the audience of service tokens. */
   readonly appviewDid: string;
   readonly logLevel: LogLevel;
+  /** BACKFILL: 'all' queues every repo of the network at start (once; the queue is durable). */
+  readonly backfill: 'none' | 'all';
+  /** BACKFILL_CONCURRENCY: repos imported at once. */
+  readonly backfillConcurrency: number;
+  /** BACKFILL_HOST_RATE / BACKFILL_BIG_HOST_RATE: requests per second to a PDS / a big provider. */
+  readonly backfillHostRate: number;
+  readonly backfillBigHostRate: number;
+  /** BACKFILL_HOST_RATES: requests per second for particular hosts. */
+  readonly backfillHostRates: ReadonlyMap<string, number>;
 }
 
 export class ConfigError extends Error {
@@ -109,6 +118,10 @@ export const DEFAULTS = Object.freeze({
   VIDEO_URL_TEMPLATE: DEFAULT_VIDEO_URL_TEMPLATE,
   APPVIEW_HOSTNAME: 'localhost',
   LOG_LEVEL: 'info' as LogLevel,
+  BACKFILL: 'none' as 'none' | 'all',
+  BACKFILL_CONCURRENCY: 16,
+  BACKFILL_HOST_RATE: 3,
+  BACKFILL_BIG_HOST_RATE: 10,
 });
 
 export function loadConfig(env: Env): LoadedConfig {
@@ -169,6 +182,11 @@ export function loadConfig(env: Env): LoadedConfig {
     appviewHostname,
     appviewDid: readAppviewDid(read, appviewHostname),
     logLevel: readEnum(read, 'LOG_LEVEL', DEFAULTS.LOG_LEVEL, LOG_LEVELS),
+    backfill: readEnum(read, 'BACKFILL', DEFAULTS.BACKFILL, ['none', 'all'] as const),
+    backfillConcurrency: readInt(read, 'BACKFILL_CONCURRENCY', DEFAULTS.BACKFILL_CONCURRENCY, 1, 1000),
+    backfillHostRate: readInt(read, 'BACKFILL_HOST_RATE', DEFAULTS.BACKFILL_HOST_RATE, 1, 100_000),
+    backfillBigHostRate: readInt(read, 'BACKFILL_BIG_HOST_RATE', DEFAULTS.BACKFILL_BIG_HOST_RATE, 1, 100_000),
+    backfillHostRates: readHostRates(read, 'BACKFILL_HOST_RATES'),
   };
   return { config: Object.freeze(config), warnings: Object.freeze(warnings) };
 }
@@ -210,6 +228,20 @@ function readHostList(read: Reader, name: string): readonly string[] {
     }
   }
   return hosts;
+}
+
+function readHostRates(read: Reader, name: string): ReadonlyMap<string, number> {
+  const raw = read(name);
+  const rates = new Map<string, number>();
+  if (raw === undefined) return rates;
+  for (const part of raw.split(',').map((item) => item.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9.-]+(?::\d{1,5})?)=(\d{1,6})$/i.exec(part);
+    if (match === null || Number(match[2]) < 1) {
+      throw new ConfigError(name, raw, 'expected host=requests-per-second pairs separated by commas, e.g. pds.example.com=5,other.example:8443=1');
+    }
+    rates.set(match[1]!.toLowerCase(), Number(match[2]));
+  }
+  return rates;
 }
 
 function readBool(read: Reader, name: string, fallback: boolean): boolean {

@@ -34,6 +34,11 @@ describe('loadConfig', () => {
       appviewHostname: 'localhost',
       appviewDid: 'did:web:localhost',
       logLevel: 'info',
+      backfill: 'none',
+      backfillConcurrency: 16,
+      backfillHostRate: 3,
+      backfillBigHostRate: 10,
+      backfillHostRates: new Map(),
     });
     expect(warnings).toEqual([]);
     expect(Object.isFrozen(config)).toBe(true);
@@ -57,6 +62,11 @@ describe('loadConfig', () => {
       MAX_CONCURRENT_OPS: '50',
       MAX_CONCURRENT_USER_CREATIONS: '5',
       LOG_LEVEL: 'DEBUG',
+      BACKFILL: 'all',
+      BACKFILL_CONCURRENCY: '4',
+      BACKFILL_HOST_RATE: '2',
+      BACKFILL_BIG_HOST_RATE: '20',
+      BACKFILL_HOST_RATES: 'pds.example.com=5, Other.example:8443=1',
     });
     expect(config.databaseUrl).toBe('postgres://u:p@db.example:5432/appview');
     expect(config.relayUrl).toBe('ws://127.0.0.1:2470');
@@ -68,6 +78,8 @@ describe('loadConfig', () => {
     expect([config.dbPoolSize, config.maxConcurrentOps, config.maxConcurrentUserCreations]).toEqual([8, 50, 5]);
     expect(config.logLevel).toBe('debug');
     expect(config.port).toBe(8080);
+    expect([config.backfill, config.backfillConcurrency, config.backfillHostRate, config.backfillBigHostRate]).toEqual(['all', 4, 2, 20]);
+    expect(config.backfillHostRates).toEqual(new Map([['pds.example.com', 5], ['other.example:8443', 1]]));
   });
 
   test('an explicit MAX_CONCURRENT_USER_CREATIONS above DB_POOL_SIZE is clamped with a warning', () => {
@@ -104,6 +116,9 @@ describe('loadConfig', () => {
     ['VIDEO_URL_TEMPLATE', 'https://video.example/{did}', '{did}, {cid} and {file}'],
     ['APPVIEW_HOSTNAME', 'https://appview.example', 'host name'],
     ['APPVIEW_DID', 'appview.example', 'expected a DID'],
+    ['BACKFILL', 'some', 'none, all'],
+    ['BACKFILL_CONCURRENCY', '0', 'whole number from 1 to'],
+    ['BACKFILL_HOST_RATES', 'pds.example.com:5', 'host=requests-per-second pairs'],
   ];
   test.each(bad)('%s=%s is refused with one line naming the variable and what is allowed', (name, value, allowed) => {
     let caught: unknown;

@@ -65,9 +65,10 @@ describe('the aqueduct process', () => {
     const aqueduct = await startAqueductProcess({ DATABASE_URL: database.url });
     const ready = await fetch(`${aqueduct.url}/ready`);
     expect(ready.status).toBe(200);
-    // DB_POOL_SIZE (32) is shared: the read API has its own quarter, ingestion the rest
+    // DB_POOL_SIZE (32) is shared: the read API has its own quarter, the backfill an eighth,
+    // ingestion the rest
     const pools = (await (await fetch(`${aqueduct.url}/api/metrics/database`)).json()) as { size: number; api: { size: number } };
-    expect([pools.size, pools.api.size]).toEqual([24, 8]);
+    expect([pools.size, pools.api.size]).toEqual([20, 8]);
     expect(await (await fetch(`${aqueduct.url}/health`)).json()).toEqual({ status: 'ok' });
     expect(await aqueduct.stop('SIGTERM')).toBe(0);
     expect(aqueduct.log()).toContain('migrations applied');

@@ -11,6 +11,8 @@ export interface RateLimiterOptions {
   defaultRate: number;
   /** requests per second for particular hosts (e.g. the PLC directory) */
   rates?: ReadonlyMap<string, number>;
+  /** requests per second for a host not in `rates` (undefined: `defaultRate`), e.g. by domain */
+  rateFor?: (host: string) => number | undefined;
   /** bucket size in requests (default: max(1, rate)) */
   burst?: (rate: number) => number;
   /** buckets kept before idle ones are dropped (default 10_000) */
@@ -53,6 +55,7 @@ export const abortableSleep = (ms: number, signal?: AbortSignal): Promise<void> 
 export class HostRateLimiter {
   readonly #defaultRate: number;
   readonly #rates: ReadonlyMap<string, number>;
+  readonly #rateFor: (host: string) => number | undefined;
   readonly #burst: (rate: number) => number;
   readonly #maxHosts: number;
   readonly #now: () => number;
@@ -63,6 +66,7 @@ export class HostRateLimiter {
     this.#defaultRate = checkRate(options.defaultRate, 'defaultRate');
     for (const [host, rate] of options.rates ?? []) checkRate(rate, `rate of ${host}`);
     this.#rates = options.rates ?? new Map();
+    this.#rateFor = options.rateFor ?? (() => undefined);
     this.#burst = options.burst ?? ((rate) => Math.max(1, rate));
     this.#maxHosts = options.maxHosts ?? 10_000;
     this.#now = options.now ?? Date.now;
@@ -74,7 +78,7 @@ export class HostRateLimiter {
   }
 
   rateOf(host: string): number {
-    return this.#rates.get(host) ?? this.#defaultRate;
+    return this.#rates.get(host) ?? this.#rateFor(host) ?? this.#defaultRate;
   }
 
   /** Milliseconds a request to `host` would wait if it asked now (0: a token is free). */

@@ -12,7 +12,7 @@ import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import { secp256k1Library } from '../firehose/secp256k1-verify.ts';
 import { FirehoseSubscription } from '../firehose/subscription.ts';
-import { WorkerVerifier } from '../firehose/verifier.ts';
+import { WorkerVerifier, type CommitVerifier } from '../firehose/verifier.ts';
 import { DidResolver } from '../identity/did-resolver.ts';
 import type { PlcExportFigures } from '../identity/plc-export.ts';
 import type { Logger } from '../log.ts';
@@ -23,6 +23,7 @@ import { EventProcessor } from './event-processor.ts';
 import { IngestStats } from './ingest-stats.ts';
 import { Pipeline } from './pipeline.ts';
 import { RepoResync } from './repo-resync.ts';
+import type { LiveRepos } from '../backfill/repo-import.ts';
 
 export interface Ingester {
   readonly pipeline: Pipeline;
@@ -33,6 +34,10 @@ export interface Ingester {
   /** Signing keys that could not be used, by reason; empty without verification. */
   readonly unusableSigningKeys: ReadonlyMap<string, number>;
   readonly resync: RepoResync;
+  /** The commit verifier (null when VERIFY_COMMITS=false), shared with whole-repo imports. */
+  readonly verifier: CommitVerifier | null;
+  /** For whole-repo imports (the backfill): hold a repo's live commits, then release them. */
+  readonly live: LiveRepos;
   /** Settles when both loops end; rejects if one fails. */
   readonly done: Promise<void>;
   stop(): Promise<void>;
@@ -141,6 +146,23 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
     }
   })();
 
+  // a repo held by one pipeline and released after the ingester followed again (CursorRegressed)
+  // was not held by the new one: its import is fetched again
+  const holders = new Map<string, Pipeline>();
+  const live: LiveRepos = {
+    hold: (did) => {
+      holders.set(did, current.pipeline);
+      return current.pipeline.hold(did);
+    },
+    release: async (did, rev) => {
+      const holder = holders.get(did);
+      holders.delete(did);
+      const released = (await holder?.release(did, rev)) ?? false;
+      if (rev !== '') current.processor.settleResync(did, rev);
+      return released && holder === current.pipeline;
+    },
+  };
+
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await resync.stop();
@@ -164,6 +186,8 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
       return verifier?.unusableKeys ?? new Map<string, number>();
     },
     resync,
+    verifier,
+    live,
     done,
     stop,
   };

@@ -1,0 +1,307 @@
+/**
+ * repo-import: one repo made to hold in the index exactly what its PDS holds, beside the live
+ * firehose. Used for every repo the backfill queue names (src/backfill/backfill.ts).
+ *
+ * Steps: resolve the DID (its PDS now); wait for the host's turn (host-politeness.ts); hold the
+ * repo's live commits (`LiveRepos.hold`: the pipeline sets them aside from here on, and what it
+ * wrote before is in the database); fetch `com.atproto.sync.getRepo` through the guarded client
+ * (STRANGERS: a PDS is named by a stranger's DID document) and read it as a stream
+ * (firehose/repo-stream.ts: memory bounded whatever the repo's size, every block checked against
+ * its CID, the MST walked to the signed root); check the commit's signature (the firehose's
+ * verifier and policy: a bad signature or unusable key rejects the repo, an unavailable key is
+ * counted unverified); then write the difference with the firehose's batched writer
+ * (import-writer.ts): every record whose stored CID differs is written as a replacement, every
+ * indexed record the repo no longer holds is deleted, so counters follow exactly; finally
+ * release the live commits (those above the imported revision are applied, in order, the rest
+ * dropped). A failure part way also releases them: the repo stays queued and is imported again.
+ *
+ * Outcomes are values or ImportFailure errors with a reason, never anything else: 'repo-gone'
+ * (the DID is tombstoned, or the PDS says RepoNotFound/Deactivated/Takendown/Suspended),
+ * 'rate-limited' (429/503: the host is paused, the repo waits without using a retry), and the
+ * failures named in ImportOutcome.
+ */
+import type { Database } from '../db/database.ts';
+import { CommitReadError } from '../firehose/commit-reader.ts';
+import { CarIndexError } from '../firehose/car-index.ts';
+import { MstError } from '../firehose/mst-node.ts';
+import { readRepoStream, RepoStreamError, type RepoRecord } from '../firehose/repo-stream.ts';
+import type { CommitVerifier } from '../firehose/verifier.ts';
+import { DidResolutionError, type DidResolver } from '../identity/did-resolver.ts';
+import { readBoundedBytes } from '../identity/http-get.ts';
+import { OutboundRefused, type Outbound } from '../outbound/guarded-fetch.ts';
+import { collectionOfTable, parseRecord, TABLES, tableOf, type Table } from '../pipeline/collections.ts';
+import type { RecordOp } from '../pipeline/events.ts';
+import type { HostPoliteness } from './host-politeness.ts';
+import type { ImportWriter } from './import-writer.ts';
+
+export type ImportFailureReason =
+  | 'did-unresolvable'
+  | 'no-pds'
+  | 'fetch-failed'
+  | 'rate-limited'
+  | 'too-large'
+  | 'bad-repo'
+  | 'bad-signature'
+  | 'write-failed'
+  | 'moved-on';
+export type ImportOutcome = 'imported' | 'repo-gone' | ImportFailureReason;
+
+export class ImportFailure extends Error {
+  override readonly name = 'ImportFailure';
+  constructor(
+    readonly reason: ImportFailureReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The live firehose's side of an import (the ingester's pipeline and processor). */
+export interface LiveRepos {
+  hold(did: string): Promise<void>;
+  /** true once the commits set aside above `rev` are written; false if the repo must be fetched again */
+  release(did: string, rev: string): Promise<boolean>;
+}
+
+export interface RepoImportOptions {
+  readonly db: Database;
+  readonly dids: DidResolver;
+  readonly strangers: Outbound;
+  /** null: VERIFY_COMMITS=false */
+  readonly verifier: CommitVerifier | null;
+  /** null: no firehose in this process */
+  readonly live: LiveRepos | null;
+  readonly hosts: HostPoliteness;
+  readonly writer: ImportWriter;
+  /** where a repo larger than memory is spilled (under DATA_DIR) */
+  readonly spillDir: string;
+  /** largest repo fetched (default 4 GiB) */
+  readonly maxRepoBytes?: number;
+  /** CAR bytes held in memory per repo before spilling (default 16 MiB) */
+  readonly memoryBytes?: number;
+  /** whole-fetch budget (default 10 minutes) */
+  readonly timeoutMs?: number;
+  /** a fetch that receives nothing for this long is given up (default 30 s) */
+  readonly stallMs?: number;
+}
+
+export interface Imported {
+  readonly outcome: 'imported' | 'repo-gone';
+  readonly host: string | null;
+  readonly rev: string | null;
+  /** records the repo holds (indexed or not) */
+  readonly records: number;
+  /** records written or deleted */
+  readonly changed: number;
+  readonly carBytes: number;
+  readonly unverified: boolean;
+}
+
+const OPS_PER_WRITE = 2_000;
+/** XRPC errors that say the PDS has no repo to give. */
+const GONE = /^Repo(NotFound|Deactivated|Takendown|Suspended)$/;
+/** tables that keep the record's CID: an unchanged record there is not written again */
+const WITH_CID: ReadonlySet<Table> = new Set(TABLES.filter((table) => !['likes', 'follows', 'blocks'].includes(table)));
+
+export class RepoImporter {
+  readonly #options: RepoImportOptions;
+
+  constructor(options: RepoImportOptions) {
+    this.#options = options;
+  }
+
+  /** Imports `did`; resolves with what was done, or rejects with an ImportFailure. */
+  async import(did: string, signal: AbortSignal): Promise<Imported> {
+    const { dids, strangers, hosts } = this.#options;
+    let pds: string | null;
+    try {
+      pds = (await dids.resolve(did)).pdsEndpoint;
+    } catch (error) {
+      if (error instanceof DidResolutionError && (error.reason === 'not-found' || error.reason === 'tombstoned')) return gone(null);
+      throw new ImportFailure('did-unresolvable', String((error as Error).message));
+    }
+    const base = pds === null ? null : URL.parse(pds);
+    if (base === null || !(base.protocol === 'https:' || (base.protocol === 'http:' && strangers.allowsHttp(base.hostname)))) {
+      throw new ImportFailure('no-pds', `no usable PDS endpoint (${pds ?? 'none'})`);
+    }
+    const host = base.host;
+    await hosts.take(host, signal);
+    const live = this.#options.live;
+    await live?.hold(did);
+    let releasedAt: string | null = null;
+    try {
+      const result = await this.#fetchAndWrite(did, host, new URL(`/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`, base).href, signal);
+      releasedAt = result.rev ?? '';
+      if (live && !(await live.release(did, releasedAt))) throw new ImportFailure('moved-on', 'the repo wrote more than could be held during its import: fetching again');
+      return result;
+    } finally {
+      // a failed import releases everything it held (applied over what it wrote): the repo stays
+      // queued and the next import settles it
+      if (live && releasedAt === null) await live.release(did, '').catch(() => false);
+    }
+  }
+
+  async #fetchAndWrite(did: string, host: string, url: string, signal: AbortSignal): Promise<Imported> {
+    const { strangers, hosts } = this.#options;
+    const stall = new AbortController();
+    const fetchSignal = AbortSignal.any([signal, stall.signal, AbortSignal.timeout(this.#options.timeoutMs ?? 600_000)]);
+    let response: Response;
+    try {
+      response = await strangers.fetch(url, { signal: fetchSignal, redirect: 'manual', headers: { accept: 'application/vnd.ipld.car' } });
+    } catch (error) {
+      hosts.failed(host, 'unreachable');
+      if (error instanceof OutboundRefused) throw new ImportFailure('fetch-failed', `refused: ${error.message}`);
+      throw new ImportFailure('fetch-failed', fetchSignal.aborted ? 'timed out or stopped' : String((error as Error).message));
+    }
+    hosts.observe(host, response);
+    if (response.status === 429 || response.status === 503) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new ImportFailure('rate-limited', `getRepo answered ${response.status}`);
+    }
+    if (response.status === 400 || response.status === 404) {
+      const body = await readBoundedBytes(response, 4096).catch(() => new Uint8Array());
+      const error = (safeJson(new TextDecoder().decode(body)) as { error?: unknown } | null)?.error;
+      if (typeof error === 'string' && GONE.test(error)) {
+        hosts.succeeded(host);
+        return gone(host);
+      }
+      throw new ImportFailure('fetch-failed', `getRepo answered ${response.status} ${typeof error === 'string' ? error : ''}`.trim());
+    }
+    if (response.status !== 200 || response.body === null) {
+      await response.body?.cancel().catch(() => undefined);
+      hosts.failed(host, `answered ${response.status}`);
+      throw new ImportFailure('fetch-failed', `getRepo answered ${response.status}`);
+    }
+    hosts.succeeded(host);
+
+    // a body that stops arriving is given up on after stallMs, not only at the whole budget
+    const stallMs = this.#options.stallMs ?? 30_000;
+    let stallTimer = setTimeout(() => stall.abort(), stallMs);
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          clearTimeout(stallTimer);
+          stallTimer = setTimeout(() => stall.abort(), stallMs);
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    let repo;
+    try {
+      repo = await readRepoStream(did, body, {
+        spillDir: this.#options.spillDir,
+        memoryBytes: this.#options.memoryBytes ?? 16 * 1024 * 1024,
+        maxBytes: this.#options.maxRepoBytes ?? 4 * 1024 * 1024 * 1024,
+        signal: fetchSignal,
+      });
+    } catch (error) {
+      throw readFailure(error, fetchSignal);
+    } finally {
+      clearTimeout(stallTimer);
+    }
+    try {
+      const { commit } = repo;
+      let unverified = false;
+      if (this.#options.verifier) {
+        const verdict = await this.#options.verifier.verify(did, commit.unsignedBytes, commit.sig);
+        if (verdict === 'bad-signature' || verdict === 'key-invalid') throw new ImportFailure('bad-signature', `commit ${commit.rev}: ${verdict}`);
+        unverified = verdict === 'key-unavailable';
+      }
+      const indexed = await this.#indexedRecords(did);
+      let records = 0;
+      let changed = 0;
+      const writes: Promise<void>[] = [];
+      try {
+        for await (const chunk of repo.records(OPS_PER_WRITE)) {
+          records += chunk.length;
+          const ops = diff(chunk, indexed);
+          changed += ops.length;
+          // one chunk in flight while the next is read: memory stays at two chunks
+          await writes.shift();
+          writes.push(this.#options.writer.write(did, commit.rev, ops).catch(writeFailed));
+        }
+      } catch (error) {
+        await Promise.allSettled(writes);
+        throw readFailure(error, fetchSignal);
+      }
+      const deletes: RecordOp[] = [];
+      for (const key of indexed.keys()) {
+        const [table, rkey] = key.split(' ') as [Table, string];
+        deletes.push({ action: 'delete', collection: collectionOfTable(table), table, rkey, cid: null, row: null });
+      }
+      for (let from = 0; from < deletes.length; from += OPS_PER_WRITE) writes.push(this.#options.writer.write(did, commit.rev, deletes.slice(from, from + OPS_PER_WRITE)).catch(writeFailed));
+      changed += deletes.length;
+      try {
+        for (const write of writes) await write;
+      } catch (error) {
+        await Promise.allSettled(writes);
+        throw error;
+      }
+      return { outcome: 'imported', host, rev: commit.rev, records, changed, carBytes: repo.carBytes, unverified };
+    } finally {
+      await repo.close();
+    }
+  }
+
+  /** `table rkey` -> stored CID (null where the table keeps none) of every record indexed for the repo. */
+  async #indexedRecords(did: string): Promise<Map<string, string | null>> {
+    const rows = await this.#options.db.run((sql) => {
+      const parts = TABLES.map(
+        (table) =>
+          sql`select ${table}::text as t, rkey, ${WITH_CID.has(table) ? sql`cid` : sql`null::text`} as cid from ${sql(table)} where author_id = (select id from actors where did = ${did})`,
+      );
+      const union = parts.reduce((all, part) => sql`${all} union all ${part}`);
+      return sql<{ t: Table; rkey: string; cid: string | null }[]>`${union}`;
+    });
+    const indexed = new Map<string, string | null>();
+    for (const row of rows) indexed.set(`${row.t} ${row.rkey}`, row.cid);
+    return indexed;
+  }
+}
+
+/** The ops that make the index hold this chunk of the repo; what the index holds of it is removed from `indexed`. */
+function diff(chunk: readonly RepoRecord[], indexed: Map<string, string | null>): RecordOp[] {
+  const ops: RecordOp[] = [];
+  for (const record of chunk) {
+    const slash = record.path.indexOf('/');
+    const collection = record.path.slice(0, slash);
+    const rkey = record.path.slice(slash + 1);
+    const table = tableOf(collection);
+    if (table === null) continue;
+    const key = `${table} ${rkey}`;
+    const stored = indexed.get(key);
+    if (stored !== undefined) indexed.delete(key);
+    if (stored !== undefined && stored !== null && stored === record.cid) continue;
+    const parsed = parseRecord(collection, rkey, record.value());
+    // an invalid record is not indexed: what was stored at its path goes (as on the firehose)
+    if (parsed?.ok) ops.push({ action: 'update', collection, table, rkey, cid: record.cid, row: parsed.row });
+    else if (stored !== undefined) ops.push({ action: 'delete', collection, table, rkey, cid: null, row: null });
+  }
+  return ops;
+}
+
+function readFailure(error: unknown, signal: AbortSignal): unknown {
+  if (error instanceof ImportFailure) return error;
+  if (error instanceof RepoStreamError) {
+    if (error.reason === 'too-large') return new ImportFailure('too-large', error.message);
+    if (error.reason === 'aborted') return new ImportFailure('fetch-failed', signal.aborted ? 'timed out, stalled or stopped' : error.message);
+    return new ImportFailure('bad-repo', `${error.reason}: ${error.message}`);
+  }
+  if (error instanceof CommitReadError || error instanceof MstError || error instanceof CarIndexError) return new ImportFailure('bad-repo', `${error.reason}: ${error.message}`);
+  if (signal.aborted) return new ImportFailure('fetch-failed', 'timed out, stalled or stopped');
+  return new ImportFailure('fetch-failed', String((error as Error).message));
+}
+
+const writeFailed = (error: unknown): never => {
+  throw new ImportFailure('write-failed', String((error as Error).message));
+};
+
+const gone = (host: string | null): Imported => ({ outcome: 'repo-gone', host, rev: null, records: 0, changed: 0, carBytes: 0, unverified: false });
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+};
