@@ -165,6 +165,7 @@ export function renderPrometheus(figures: PrometheusFigures): string {
     w.family('aqueduct_backfill_imports_total', 'counter', 'Whole-repo imports finished, by outcome.', by('outcome', bf.outcomes));
     w.family('aqueduct_backfill_records_total', 'counter', 'Records held by the repos imported.', bf.recordsImported);
     w.family('aqueduct_backfill_records_changed_total', 'counter', 'Records written or deleted by imports to match their repos.', bf.recordsChanged);
+    w.family('aqueduct_backfill_invalid_records_total', 'counter', 'Records of imported repos not indexed: invalid for their lexicon, or undecodable.', bf.invalidRecords);
     w.family('aqueduct_backfill_bytes_total', 'counter', 'CAR bytes fetched by imports.', bf.bytesFetched);
     w.family('aqueduct_backfill_unverified_repos_total', 'counter', 'Repos imported without a signature check (signing key unavailable).', bf.unverified);
     w.family('aqueduct_backfill_listed_hosts_total', 'counter', "Hosts named by the relay's listHosts.", bf.listed.hosts);

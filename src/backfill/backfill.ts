@@ -60,6 +60,8 @@ export interface BackfillFigures {
   readonly outcomes: ReadonlyMap<ImportOutcome, number>;
   readonly recordsImported: number;
   readonly recordsChanged: number;
+  /** records not indexed: invalid for their lexicon, or undecodable */
+  readonly invalidRecords: number;
   readonly bytesFetched: number;
   readonly unverified: number;
   /** over the last RATE_WINDOW_S seconds */
@@ -109,6 +111,7 @@ export class Backfill {
   #settled: Settled[] = [];
   #recordsImported = 0;
   #recordsChanged = 0;
+  #invalidRecords = 0;
   #bytesFetched = 0;
   #unverified = 0;
   /** per second: [records, repos] */
@@ -185,6 +188,7 @@ export class Backfill {
       outcomes: new Map(this.#outcomes),
       recordsImported: this.#recordsImported,
       recordsChanged: this.#recordsChanged,
+      invalidRecords: this.#invalidRecords,
       bytesFetched: this.#bytesFetched,
       unverified: this.#unverified,
       recordsPerSecond: records / RATE_WINDOW_S,
@@ -301,6 +305,7 @@ export class Backfill {
       outcome = result.outcome;
       this.#recordsImported += result.records;
       this.#recordsChanged += result.changed;
+      this.#invalidRecords += result.invalid;
       this.#bytesFetched += result.carBytes;
       if (result.unverified) this.#unverified++;
       this.#tally(result.records);

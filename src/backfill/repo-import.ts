@@ -7,7 +7,8 @@
  * wrote before is in the database); fetch `com.atproto.sync.getRepo` through the guarded client
  * (STRANGERS: a PDS is named by a stranger's DID document) and read it as a stream
  * (firehose/repo-stream.ts: memory bounded whatever the repo's size, every block checked against
- * its CID, the MST walked to the signed root); check the commit's signature (the firehose's
+ * its CID, the MST walked to the signed root, the whole tree before anything is written, so a
+repo broken anywhere is refused whole); check the commit's signature (the firehose's
  * verifier and policy: a bad signature or unusable key rejects the repo, an unavailable key is
  * counted unverified); then write the difference with the firehose's batched writer
  * (import-writer.ts): every record whose stored CID differs is written as a replacement, every
@@ -93,11 +94,14 @@ export interface Imported {
   readonly records: number;
   /** records written or deleted */
   readonly changed: number;
+  /** records not indexed: invalid for their lexicon, or a block that does not decode */
+  readonly invalid: number;
   readonly carBytes: number;
   readonly unverified: boolean;
 }
 
 const OPS_PER_WRITE = 2_000;
+const WALK_CHUNK = 10_000;
 /** XRPC errors that say the PDS has no repo to give. */
 const GONE = /^Repo(NotFound|Deactivated|Takendown|Suspended)$/;
 /** tables that keep the record's CID: an unchanged record there is not written again */
@@ -207,14 +211,22 @@ export class RepoImporter {
         if (verdict === 'bad-signature' || verdict === 'key-invalid') throw new ImportFailure('bad-signature', `commit ${commit.rev}: ${verdict}`);
         unverified = verdict === 'key-unavailable';
       }
+      // the whole tree first (paths and CIDs, nothing decoded): a repo whose tree is broken
+      // anywhere is refused before anything of it is written
+      try {
+        for await (const chunk of repo.records(WALK_CHUNK)) void chunk;
+      } catch (error) {
+        throw readFailure(error, fetchSignal);
+      }
       const indexed = await this.#indexedRecords(did);
       let records = 0;
       let changed = 0;
+      const invalid = { count: 0 };
       const writes: Promise<void>[] = [];
       try {
         for await (const chunk of repo.records(OPS_PER_WRITE)) {
           records += chunk.length;
-          const ops = diff(chunk, indexed);
+          const ops = diff(chunk, indexed, invalid);
           changed += ops.length;
           // one chunk in flight while the next is read: memory stays at two chunks
           await writes.shift();
@@ -237,7 +249,7 @@ export class RepoImporter {
         await Promise.allSettled(writes);
         throw error;
       }
-      return { outcome: 'imported', host, rev: commit.rev, records, changed, carBytes: repo.carBytes, unverified };
+      return { outcome: 'imported', host, rev: commit.rev, records, changed, invalid: invalid.count, carBytes: repo.carBytes, unverified };
     } finally {
       await repo.close();
     }
@@ -259,8 +271,12 @@ export class RepoImporter {
   }
 }
 
-/** The ops that make the index hold this chunk of the repo; what the index holds of it is removed from `indexed`. */
-function diff(chunk: readonly RepoRecord[], indexed: Map<string, string | null>): RecordOp[] {
+/**
+ * The ops that make the index hold this chunk of the repo; what the index holds of it is removed
+ * from `indexed`. A record that is invalid, or whose block is missing or does not decode, is not
+ * indexed and what was stored at its path goes (as on the firehose); counted in `invalid`.
+ */
+function diff(chunk: readonly RepoRecord[], indexed: Map<string, string | null>, invalid: { count: number }): RecordOp[] {
   const ops: RecordOp[] = [];
   for (const record of chunk) {
     const slash = record.path.indexOf('/');
@@ -272,8 +288,14 @@ function diff(chunk: readonly RepoRecord[], indexed: Map<string, string | null>)
     const stored = indexed.get(key);
     if (stored !== undefined) indexed.delete(key);
     if (stored !== undefined && stored !== null && stored === record.cid) continue;
-    const parsed = parseRecord(collection, rkey, record.value());
-    // an invalid record is not indexed: what was stored at its path goes (as on the firehose)
+    let parsed;
+    try {
+      parsed = parseRecord(collection, rkey, record.value());
+    } catch (error) {
+      if (!(error instanceof CommitReadError)) throw error;
+      parsed = null;
+    }
+    if (!parsed?.ok) invalid.count++;
     if (parsed?.ok) ops.push({ action: 'update', collection, table, rkey, cid: record.cid, row: parsed.row });
     else if (stored !== undefined) ops.push({ action: 'delete', collection, table, rkey, cid: null, row: null });
   }
@@ -296,7 +318,7 @@ const writeFailed = (error: unknown): never => {
   throw new ImportFailure('write-failed', String((error as Error).message));
 };
 
-const gone = (host: string | null): Imported => ({ outcome: 'repo-gone', host, rev: null, records: 0, changed: 0, carBytes: 0, unverified: false });
+const gone = (host: string | null): Imported => ({ outcome: 'repo-gone', host, rev: null, records: 0, changed: 0, invalid: 0, carBytes: 0, unverified: false });
 
 const safeJson = (text: string): unknown => {
   try {

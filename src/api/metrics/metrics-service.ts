@@ -213,6 +213,8 @@ export interface BackfillMetrics {
   /** Records the imported repos hold, and those written or deleted to match them. */
   readonly recordsImported: number;
   readonly recordsChanged: number;
+  /** Records not indexed: invalid for their lexicon, or undecodable. */
+  readonly invalidRecords: number;
   /** CAR bytes fetched. */
   readonly bytesFetched: number;
   /** Repos imported without a signature check (signing key unavailable). */
@@ -236,6 +238,7 @@ const noBackfill = (): BackfillMetrics => ({
   outcomes: {},
   recordsImported: 0,
   recordsChanged: 0,
+  invalidRecords: 0,
   bytesFetched: 0,
   unverified: 0,
   recordsPerSecond: 0,
@@ -415,6 +418,7 @@ export class MetricsService {
       outcomes: record(f.outcomes),
       recordsImported: f.recordsImported,
       recordsChanged: f.recordsChanged,
+      invalidRecords: f.invalidRecords,
       bytesFetched: f.bytesFetched,
       unverified: f.unverified,
       recordsPerSecond: f.recordsPerSecond,
