@@ -55,7 +55,9 @@ export interface BackfillOptions {
 
 export interface BackfillFigures {
   readonly repos: Readonly<Record<RepoState, number>>;
+  /** hosts being listed now, and hosts whose listing is not finished (being listed or waiting) */
   readonly hostsListing: number;
+  readonly hostsToList: number;
   readonly active: number;
   readonly outcomes: ReadonlyMap<ImportOutcome, number>;
   readonly recordsImported: number;
@@ -87,6 +89,8 @@ interface Settled {
   readonly attemptsAdded: number;
   readonly delayMs: number;
   readonly error: string | null;
+  /** the state it was in: every import starts from 'queued' */
+  readonly from: RepoState;
 }
 
 const MAX_ATTEMPTS = 6;
@@ -109,9 +113,12 @@ export class Backfill {
   readonly #counts: Record<RepoState, number> = { queued: 0, done: 0, inactive: 0, failed: 0 };
   readonly #listed: ListedCounts = { hosts: 0, repos: 0, invalid: 0 };
   #settled: Settled[] = [];
+  /** recounts and flushes, one at a time */
+  #dbTurn: Promise<unknown> = Promise.resolve();
   #recordsImported = 0;
   #recordsChanged = 0;
   #invalidRecords = 0;
+  #hostsToList = 0;
   #bytesFetched = 0;
   #unverified = 0;
   /** per second: [records, repos] */
@@ -184,6 +191,7 @@ export class Backfill {
     return {
       repos: { ...this.#counts },
       hostsListing: this.#listing.size,
+      hostsToList: this.#hostsToList,
       active: this.#active.size,
       outcomes: new Map(this.#outcomes),
       recordsImported: this.#recordsImported,
@@ -199,11 +207,31 @@ export class Backfill {
     };
   }
 
-  async #recount(): Promise<void> {
-    // outcomes not written yet would be counted twice: in the rows and in the counts
-    await this.#flushSettled();
-    const rows = await this.#options.db.run((sql) => sql<{ state: RepoState; n: number }[]>`select state, count(*)::int as n from backfill_repos group by state`);
-    for (const state of Object.keys(this.#counts) as RepoState[]) this.#counts[state] = rows.find((row) => row.state === state)?.n ?? 0;
+  /**
+   * The counts from the rows, plus the outcomes not written to them yet (settled while the count
+   * ran). One recount or flush at a time, so an outcome is in the rows or in the list, never both.
+   */
+  #recount(): Promise<void> {
+    const turn = this.#dbTurn.then(async () => {
+      await this.#writeSettled();
+      const [rows, hosts] = await this.#options.db.run((sql) =>
+        Promise.all([
+          sql<{ state: RepoState; n: number }[]>`select state, count(*)::int as n from backfill_repos group by state`,
+          sql<{ n: number }[]>`select count(*)::int as n from backfill_hosts where state = 'listing'`,
+        ]),
+      );
+      this.#hostsToList = hosts[0]?.n ?? 0;
+      for (const state of Object.keys(this.#counts) as RepoState[]) this.#counts[state] = rows.find((row) => row.state === state)?.n ?? 0;
+      for (const settled of this.#settled) this.#move(settled);
+    });
+    this.#dbTurn = turn.catch(() => undefined);
+    return turn;
+  }
+
+  #flushSettled(): Promise<void> {
+    const turn = this.#dbTurn.then(() => this.#writeSettled());
+    this.#dbTurn = turn.catch(() => undefined);
+    return turn;
   }
 
   async #run(): Promise<void> {
@@ -257,12 +285,11 @@ export class Backfill {
     for (const row of rows) {
       const host: HostRow = { host: row.host, kind: row.kind, listCursor: row.listCursor, failures: row.failures };
       this.#listing.add(row.host);
-      const before = this.#listed.repos;
       void enumerateHost(host, { db: this.#options.db, strangers: this.#options.strangers, hosts: this.#options.hosts, signal: this.#stopping.signal }, this.#listed)
         .catch((error: unknown) => this.#options.log.warn('listing a host failed', { host: row.host, error }))
         .finally(() => {
           this.#listing.delete(row.host);
-          if (this.#listed.repos > before) void this.#recount().catch(() => undefined);
+          void this.#recount().catch(() => undefined);
           this.#wake?.();
         });
     }
@@ -309,17 +336,17 @@ export class Backfill {
       this.#bytesFetched += result.carBytes;
       if (result.unverified) this.#unverified++;
       this.#tally(result.records);
-      this.#settle({ did: repo.did, state: 'done', rev: result.rev, records: result.records, attemptsAdded: 0, delayMs: 0, error: result.outcome === 'repo-gone' ? 'repo-gone' : null }, 'queued');
+      this.#settle({ did: repo.did, state: 'done', rev: result.rev, records: result.records, attemptsAdded: 0, delayMs: 0, error: result.outcome === 'repo-gone' ? 'repo-gone' : null, from: 'queued' });
     } catch (error) {
       if (signal.aborted) return; // stopped part way: still queued, imported again next start
       outcome = error instanceof ImportFailure ? error.reason : 'write-failed';
       const message = String((error as Error).message).slice(0, 500);
       if (outcome === 'rate-limited' || outcome === 'moved-on') {
-        this.#settle({ did: repo.did, state: 'queued', rev: null, records: null, attemptsAdded: 0, delayMs: outcome === 'moved-on' ? MOVED_ON_DELAY_MS : RATE_LIMITED_DELAY_MS, error: message }, 'queued');
+        this.#settle({ did: repo.did, state: 'queued', rev: null, records: null, attemptsAdded: 0, delayMs: outcome === 'moved-on' ? MOVED_ON_DELAY_MS : RATE_LIMITED_DELAY_MS, error: message, from: 'queued' });
       } else {
         const attempts = repo.attempts + 1;
         const state: RepoState = attempts >= MAX_ATTEMPTS ? 'failed' : 'queued';
-        this.#settle({ did: repo.did, state, rev: null, records: null, attemptsAdded: 1, delayMs: Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (attempts - 1)), error: `${outcome}: ${message}` }, 'queued');
+        this.#settle({ did: repo.did, state, rev: null, records: null, attemptsAdded: 1, delayMs: Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (attempts - 1)), error: `${outcome}: ${message}`, from: 'queued' });
         this.#options.log.warn('backfill of a repo failed', { did: repo.did, outcome, error: message, attempts, gaveUp: state === 'failed' });
       }
     }
@@ -335,15 +362,18 @@ export class Backfill {
     for (const key of this.#window.keys()) if (key < second - RATE_WINDOW_S - 1) this.#window.delete(key);
   }
 
-  #settle(settled: Settled, from: RepoState): void {
+  #settle(settled: Settled): void {
     this.#settled.push(settled);
-    if (settled.state !== from) {
-      this.#counts[from]--;
-      this.#counts[settled.state]++;
-    }
+    this.#move(settled);
   }
 
-  async #flushSettled(): Promise<void> {
+  #move(settled: Settled): void {
+    if (settled.state === settled.from) return;
+    this.#counts[settled.from]--;
+    this.#counts[settled.state]++;
+  }
+
+  async #writeSettled(): Promise<void> {
     if (this.#settled.length === 0) return;
     const batch = this.#settled.splice(0);
     try {

@@ -206,6 +206,8 @@ export interface BackfillMetrics {
   readonly repos: { readonly queued: number; readonly done: number; readonly inactive: number; readonly failed: number };
   /** Hosts whose listRepos (or the relay's listHosts) is being read now. */
   readonly hostsListing: number;
+  /** Hosts whose listing is not finished (being listed, or waiting for a retry). */
+  readonly hostsToList: number;
   /** Repos being imported now. */
   readonly activeImports: number;
   /** Finished imports by outcome: imported, repo-gone, or the failure's reason (fetch-failed, ...). */
@@ -234,6 +236,7 @@ const noBackfill = (): BackfillMetrics => ({
   enabled: false,
   repos: { queued: 0, done: 0, inactive: 0, failed: 0 },
   hostsListing: 0,
+  hostsToList: 0,
   activeImports: 0,
   outcomes: {},
   recordsImported: 0,
@@ -414,6 +417,7 @@ export class MetricsService {
       enabled: true,
       repos: { queued: f.repos.queued, done: f.repos.done, inactive: f.repos.inactive, failed: f.repos.failed },
       hostsListing: f.hostsListing,
+      hostsToList: f.hostsToList,
       activeImports: f.active,
       outcomes: record(f.outcomes),
       recordsImported: f.recordsImported,
