@@ -3,8 +3,9 @@
  *
  * A 'relay' row of `backfill_hosts` (sql/00010) is listed with `com.atproto.sync.listHosts`: each
  * host it names becomes a 'pds' row. A relay that does not serve listHosts (an older relay, or a
- * single PDS named as the relay) is listed as a PDS instead: its own `listRepos` names every repo
- * it carries. A 'pds' row is listed with `com.atproto.sync.listRepos` to its last page; each page
+ * single PDS named as the relay: 404, 501, MethodNotImplemented, or the 401 a PDS answers for a
+ * method it would proxy) is listed as a PDS instead: its own `listRepos` names every repo it
+ * carries. A 'pds' row is listed with `com.atproto.sync.listRepos` to its last page; each page
  * is written in one transaction with the cursor of the next one, so an enumeration stopped at any
  * point goes on from the page it had not written. Repos listed as not active are recorded as
  * 'inactive' with their status and not fetched; a repo listed again keeps its state unless its
@@ -195,6 +196,9 @@ async function getJson(options: EnumerateOptions, host: string, method: string, 
     }
     const text = await readBounded(response, PAGE_MAX_BYTES);
     if (response.status === 404 || response.status === 501 || (response.status === 400 && /MethodNotImplemented|XRPCNotSupported/.test(text))) return 'not-served';
+    // a PDS proxies the methods it does not serve to its AppView, which wants a user's token: the
+    // reference PDS answers listHosts with 401 AuthMissing
+    if (response.status === 401 && method === 'com.atproto.sync.listHosts') return 'not-served';
     if (response.status !== 200) {
       hosts.failed(host, `answered ${response.status}`);
       throw new ListFailure(`${method} on ${host} answered ${response.status} ${xrpcError(text)}`.trim());
