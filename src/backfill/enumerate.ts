@@ -8,7 +8,8 @@
  * carries. A 'pds' row is listed with `com.atproto.sync.listRepos` to its last page; each page
  * is written in one transaction with the cursor of the next one, so an enumeration stopped at any
  * point goes on from the page it had not written. Repos listed as not active are recorded as
- * 'inactive' with their status and not fetched; a repo listed again keeps its state unless its
+ * 'inactive' with their status and not fetched, and their actors get that status (as their
+ * #account event would set it); a repo listed again keeps its state unless its
  * activity changed.
  *
  * Every request waits for its host's turn (host-politeness.ts) and goes through the guarded
@@ -52,6 +53,8 @@ const MAX_BACKOFF_MS = 6 * 60 * 60_000;
 /** A relay row's cursor is a listHosts cursor, or this prefix and a listRepos cursor once its repos are listed. */
 const REPOS_CURSOR = 'repos:';
 const HOSTNAME = /^[a-z0-9.-]{1,253}(:\d{1,5})?$/i;
+/** what `actors.status` may hold (sql/00002); another status listed reads as 'deactivated', as on the firehose */
+const ACTOR_STATUSES: ReadonlySet<string> = new Set(['deactivated', 'takendown', 'suspended', 'desynchronized', 'throttled']);
 
 class ListFailure extends Error {}
 
@@ -134,6 +137,8 @@ async function listRepos(row: HostRow, options: EnumerateOptions, counts: Listed
     const states: string[] = [];
     const revs: string[] = [];
     const statuses: string[] = [];
+    const inactiveDids: string[] = [];
+    const inactiveStatuses: string[] = [];
     for (const entry of repos) {
       const { did, rev, active, status } = (entry ?? {}) as { did?: unknown; rev?: unknown; active?: unknown; status?: unknown };
       if (typeof did !== 'string' || !isDid(did) || did.length > 2048) {
@@ -145,6 +150,11 @@ async function listRepos(row: HostRow, options: EnumerateOptions, counts: Listed
       states.push(inactive ? 'inactive' : 'queued');
       revs.push(typeof rev === 'string' ? rev.slice(0, 64) : '');
       statuses.push(inactive ? (typeof status === 'string' ? status.slice(0, 64) : 'inactive') : '');
+      // a deleted account's records are the firehose's to remove: its status is not written here
+      if (inactive && status !== 'deleted') {
+        inactiveDids.push(did);
+        inactiveStatuses.push(typeof status === 'string' && ACTOR_STATUSES.has(status) ? status : 'deactivated');
+      }
     }
     const next = typeof page.cursor === 'string' && page.cursor !== '' && repos.length > 0 ? page.cursor : null;
     await options.db.begin(async (sql) => {
@@ -156,6 +166,18 @@ async function listRepos(row: HostRow, options: EnumerateOptions, counts: Listed
           on conflict (did) do update set host = excluded.host, listed_rev = excluded.listed_rev, updated_at = now(),
             state = case when backfill_repos.state in ('queued', 'inactive') then excluded.state else backfill_repos.state end,
             last_error = case when excluded.state = 'inactive' then excluded.last_error else backfill_repos.last_error end`;
+      }
+      if (inactiveDids.length) {
+        // as its #account event would: the index shows the account inactive (its actor is new here
+        // when only others' records name it, or none do); a new actor gets its identity work
+        await sql`
+          with input as (select * from unnest(${textArray(inactiveDids)}::text[], ${textArray(inactiveStatuses)}::text[]) as t(did, status)),
+          written as (
+            insert into actors (did, status) select did, status from input order by did
+            on conflict (did) do update set status = excluded.status where actors.status is distinct from excluded.status
+            returning id, xmax = 0 as created
+          )
+          insert into identity_queue (actor_id, reason) select id, 'new' from written where created on conflict (actor_id) do nothing`;
       }
       await sql`
         update backfill_hosts set list_cursor = ${next === null ? null : row.kind === 'relay' ? `${REPOS_CURSOR}${next}` : next}, repos = repos + ${dids.length}, failures = 0, last_error = null,
