@@ -7,6 +7,11 @@
  * replayed from cursor 0, then live traffic, then, after Aqueduct was killed with SIGKILL and
  * started again, the rest. Then:
  *   - Aqueduct holds exactly the records, accounts, handles and counters the PDS holds;
+ *   - a second Aqueduct, on a fresh database and following live only (it missed the history), is
+ *     made whole by its backfill (RELAY_URL at the PDS: listHosts, then the PDS's own listRepos,
+ *     then getRepo from each DID's PDS) and holds exactly what the PDS serves now, every repo
+ *     verified; a deactivated account is recorded so, its repo not fetched (getRepo refuses it);
+ *     a deleted one asked for by DID is 'repo-gone';
  *   - every key the PLC directory serves reads as the key its /data endpoint names;
  *   - a report: records, accounts and counters compared, and every mismatch.
  */
@@ -15,12 +20,13 @@ import { Database } from '../../src/db/database.ts';
 import { parseDidDocument } from '../../src/identity/did-document.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { startAqueductProcess, type RunningAqueduct } from '../support/process.ts';
-import { aqueductState, fetchRepo, pdsState, type IndexState, type PdsAccount, type RepoRecords } from './index-state.ts';
+import { aqueductState, fetchRepo, INDEXED_COLLECTIONS, pdsState, type IndexState, type PdsAccount, type RepoRecords } from './index-state.ts';
 import { startReferenceNetwork, type ReferenceNetwork } from './reference/reference-network.ts';
 import { compareCall, IGNORED, type Comparison, type Difference } from './differential.ts';
 import { oracleReading, ourReading, rawFrames } from './sync-oracle.ts';
 import { bearer, xrpc } from './pds-client.ts';
 import { Workload, type Account } from './workload.ts';
+import { startBackfilledAqueduct } from './backfilled-aqueduct.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -78,14 +84,34 @@ async function pdsTruth(): Promise<{ state: IndexState; dids: string[] }> {
 }
 
 /** Polls until Aqueduct's index equals `expected` (identity work and batches land in their time), then returns it. */
-async function convergedState(expected: IndexState, dids: string[], timeoutMs = 60_000): Promise<IndexState> {
+async function convergedState(expected: IndexState, dids: string[], timeoutMs = 60_000, on: Database = db): Promise<IndexState> {
   const deadline = Date.now() + timeoutMs;
-  let state = await aqueductState(db, dids);
+  let state = await aqueductState(on, dids);
   while (!Bun.deepEquals(state, expected) && Date.now() < deadline) {
     await Bun.sleep(250);
-    state = await aqueductState(db, dids);
+    state = await aqueductState(on, dids);
   }
   return state;
+}
+
+/**
+ * What the PDS serves now through its sync API, which is all a backfill can learn: the records of
+ * every active repo; a deactivated account listed as such, its repo refused (RepoDeactivated), so
+ * none of its records; a deleted account not listed at all.
+ */
+async function pdsServesNow(): Promise<{ state: IndexState; dids: string[] }> {
+  const accounts: PdsAccount[] = [];
+  const repos = new Map<string, RepoRecords>();
+  for (const account of workload.accounts.values()) {
+    if (workload.deleted.has(account.did)) continue;
+    const deactivated = workload.deactivated.has(account.did);
+    accounts.push({ did: account.did, handle: account.handle, status: deactivated ? 'deactivated' : null });
+    if (!deactivated) repos.set(account.did, await fetchRepo(ref.pds, account.did));
+  }
+  const state = pdsState(accounts, repos);
+  // the PDS's resolveHandle does not answer for a deactivated account: its handle cannot be verified now
+  for (const did of workload.deactivated) state.actors[did] = { ...state.actors[did]!, handle: null };
+  return { state, dids: [...workload.accounts.values()].map((account) => account.did) };
 }
 
 describe('Aqueduct following the reference PDS', () => {
@@ -130,6 +156,58 @@ describe('Aqueduct following the reference PDS', () => {
         `${Object.keys(truth.state.actors).length} accounts, ${Object.keys(truth.state.posts).length} posts' counters equal`,
     );
   }, 300_000);
+
+  test('an Aqueduct that missed the history, backfilled from the PDS: records, accounts, handles and counters equal what the PDS serves', async () => {
+    const database = await createTestDatabase('conformance_backfill');
+    cleanups.push(() => database.drop());
+    // following live only: the history is the backfill's alone; the PDS is the relay
+    const backfilled = await startBackfilledAqueduct({ ...aqueductEnv, DATABASE_URL: database.url, FIREHOSE_START: 'live', BACKFILL_HOST_RATE: '100' });
+    cleanups.push(() => backfilled.stop());
+    const started = performance.now();
+    await backfilled.aqueduct.backfill.request({ all: true });
+    const { repos, hosts, figures } = await backfilled.settled();
+    const took = Math.round(performance.now() - started);
+    const rowOf = (did: string) => repos.find((row) => row.did === did);
+
+    // the PDS answers listHosts with 401 AuthMissing (it proxies methods it does not serve): its own listRepos is listed
+    expect(hosts.map((row) => [row.kind, row.state, row.lastError])).toEqual([['relay', 'listed', null]]);
+    // every repo the PDS lists: imported, or (deactivated) recorded and not fetched; the deleted one is not listed
+    const listed = (await xrpc<{ repos: { did: string; active: boolean }[] }>(ref.pds, 'com.atproto.sync.listRepos', { query: { limit: '1000' } })).repos;
+    expect(repos.map((row) => row.did)).toEqual(listed.map((repo) => repo.did).sort());
+    for (const repo of listed) {
+      expect([repo.did, rowOf(repo.did)?.state, rowOf(repo.did)?.lastError]).toEqual(repo.active ? [repo.did, 'done', null] : [repo.did, 'inactive', 'deactivated']);
+    }
+    for (const did of workload.deactivated) expect(rowOf(did)?.state).toBe('inactive');
+    // every commit checked against its account's key, none refused, nothing failed
+    expect([figures.unverified, figures.repos.failed, figures.outcomes.get('bad-signature') ?? 0, figures.outcomes.get('bad-repo') ?? 0]).toEqual([0, 0, 0, 0]);
+
+    let truth = await pdsServesNow();
+    expect(await convergedState(truth.state, truth.dids, 60_000, backfilled.aqueduct.db)).toEqual(truth.state);
+
+    // a deleted account asked for by DID: the PDS says RepoNotFound, recorded done as repo-gone
+    const deleted = [...workload.deleted];
+    await backfilled.aqueduct.backfill.request({ dids: deleted });
+    const after = await backfilled.settled();
+    for (const did of deleted) expect([after.repos.find((row) => row.did === did)?.state, after.repos.find((row) => row.did === did)?.lastError]).toEqual(['done', 'repo-gone']);
+    truth = await pdsServesNow();
+    expect(await convergedState(truth.state, truth.dids, 60_000, backfilled.aqueduct.db)).toEqual(truth.state);
+
+    const f = after.figures;
+    report.push(
+      `backfill (FIREHOSE_START=live, RELAY_URL at the PDS) in ${took} ms: repos done ${f.repos.done}, inactive ${f.repos.inactive}, failed ${f.repos.failed}; ` +
+        `${f.recordsImported} records imported (${f.recordsChanged} written), ${f.bytesFetched} CAR bytes, unverified ${f.unverified}; ` +
+        `outcomes ${JSON.stringify(Object.fromEntries(f.outcomes))}; listed: ${JSON.stringify(f.listed)}`,
+    );
+    report.push(
+      `after the backfill: ${Object.keys(truth.state.records).length} records, ${Object.keys(truth.state.actors).length} accounts, ` +
+        `${Object.keys(truth.state.posts).length} posts' counters equal what the PDS serves (deactivated: ${workload.deactivated.size}, not fetched; deleted: ${workload.deleted.size}, repo-gone)`,
+    );
+    // where it must differ from the firehose path, which saw them before they were deactivated
+    const kept = [...workload.deactivated].reduce((sum, did) => sum + [...workload.snapshots.get(did)!.keys()].filter((uri) => INDEXED_COLLECTIONS[uri.split('/')[3]!]).length, 0);
+    report.push(
+      `  deactivated accounts: status 'deactivated' as on the firehose path, but none of the ${kept} indexed records the firehose path keeps (getRepo answers RepoDeactivated) and no handle (resolveHandle does not answer for them)`,
+    );
+  }, 180_000);
 
   test("@atproto/sync's Firehose reads the PDS's firehose as we do: the same events, ops and verdicts", async () => {
     const frames = await rawFrames(ref.pds);
