@@ -97,7 +97,9 @@ const MAX_ATTEMPTS = 6;
 const BACKOFF_MS = 60_000;
 const MAX_BACKOFF_MS = 6 * 60 * 60_000;
 const MOVED_ON_DELAY_MS = 10_000;
+/** a rate-limited repo of an unknown host waits this; of a known host, the host's pause (at least MIN_...) */
 const RATE_LIMITED_DELAY_MS = 30_000;
+const MIN_RATE_LIMITED_DELAY_MS = 1_000;
 const SETTLE_EVERY_MS = 250;
 const RATE_WINDOW_S = 10;
 const ENUMERATIONS_AT_ONCE = 4;
@@ -342,7 +344,10 @@ export class Backfill {
       outcome = error instanceof ImportFailure ? error.reason : 'write-failed';
       const message = String((error as Error).message).slice(0, 500);
       if (outcome === 'rate-limited' || outcome === 'moved-on') {
-        this.#settle({ did: repo.did, state: 'queued', rev: null, records: null, attemptsAdded: 0, delayMs: outcome === 'moved-on' ? MOVED_ON_DELAY_MS : RATE_LIMITED_DELAY_MS, error: message, from: 'queued' });
+        // rate-limited: as long as the host said (its pause, from Retry-After or ratelimit-reset),
+        // not a fixed wait: a host that asks for a second back is asked again after a second
+        const delayMs = outcome === 'moved-on' ? MOVED_ON_DELAY_MS : repo.host === null ? RATE_LIMITED_DELAY_MS : Math.max(MIN_RATE_LIMITED_DELAY_MS, this.#options.hosts.pausedFor(repo.host));
+        this.#settle({ did: repo.did, state: 'queued', rev: null, records: null, attemptsAdded: 0, delayMs, error: message, from: 'queued' });
       } else {
         const attempts = repo.attempts + 1;
         const state: RepoState = attempts >= MAX_ATTEMPTS ? 'failed' : 'queued';
@@ -375,22 +380,21 @@ export class Backfill {
 
   async #writeSettled(): Promise<void> {
     if (this.#settled.length === 0) return;
-    const batch = this.#settled.splice(0);
-    try {
-      await this.#options.db.run(
-        (sql) => sql`
-          update backfill_repos r set state = v.state, rev = coalesce(v.rev, r.rev), records = coalesce(v.records, r.records),
-            attempts = r.attempts + v.added, last_error = v.error, updated_at = now(),
-            not_before = now() + v.delay * interval '1 millisecond'
-          from unnest(${textArray(batch.map((s) => s.did))}::text[], ${textArray(batch.map((s) => s.state))}::text[],
-            ${textArray(batch.map((s) => s.rev))}::text[], ${intArray(batch.map((s) => s.records))}::int4[],
-            ${intArray(batch.map((s) => s.attemptsAdded))}::int4[], ${intArray(batch.map((s) => s.delayMs))}::int4[],
-            ${textArray(batch.map((s) => s.error))}::text[]) as v(did, state, rev, records, added, delay, error)
-          where r.did = v.did`,
-      );
-    } catch (error) {
-      this.#settled.unshift(...batch);
-      throw error;
-    }
+    // kept in the list until the rows say so: #startImports skips the repos listed there, and a
+    // repo taken out before its row is written looks due again (imported twice at once, a failure
+    // counted as two attempts)
+    const batch = this.#settled.slice();
+    await this.#options.db.run(
+      (sql) => sql`
+        update backfill_repos r set state = v.state, rev = coalesce(v.rev, r.rev), records = coalesce(v.records, r.records),
+          attempts = r.attempts + v.added, last_error = v.error, updated_at = now(),
+          not_before = now() + v.delay * interval '1 millisecond'
+        from unnest(${textArray(batch.map((s) => s.did))}::text[], ${textArray(batch.map((s) => s.state))}::text[],
+          ${textArray(batch.map((s) => s.rev))}::text[], ${intArray(batch.map((s) => s.records))}::int4[],
+          ${intArray(batch.map((s) => s.attemptsAdded))}::int4[], ${intArray(batch.map((s) => s.delayMs))}::int4[],
+          ${textArray(batch.map((s) => s.error))}::text[]) as v(did, state, rev, records, added, delay, error)
+        where r.did = v.did`,
+    );
+    this.#settled.splice(0, batch.length);
   }
 }

@@ -36,6 +36,12 @@ export interface TestBackfillOptions {
   readonly concurrency?: number;
   readonly hostRate?: number;
   readonly memoryBytes?: number;
+  /** the importer's caps (repo-import.ts): largest CAR, whole-fetch budget, longest silence */
+  readonly maxRepoBytes?: number;
+  readonly timeoutMs?: number;
+  readonly stallMs?: number;
+  /** imports at once per host (default: the Backfill's) */
+  readonly perHost?: number;
 }
 
 export async function startTestBackfill(options: TestBackfillOptions): Promise<TestBackfill> {
@@ -56,12 +62,16 @@ export async function startTestBackfill(options: TestBackfillOptions): Promise<T
       writer: new ImportWriter(options.db),
       spillDir,
       ...(options.memoryBytes === undefined ? {} : { memoryBytes: options.memoryBytes }),
+      ...(options.maxRepoBytes === undefined ? {} : { maxRepoBytes: options.maxRepoBytes }),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
     }),
     strangers,
     hosts,
     relayHost: new URL(options.simUrl).host,
     log: process.env.BACKFILL_TEST_LOG ? createLogger('debug') : silentLogger,
     concurrency: options.concurrency ?? 8,
+    ...(options.perHost === undefined ? {} : { perHost: options.perHost }),
     idleMs: 50,
   });
   await backfill.start();
