@@ -29,5 +29,6 @@ create table backfill_repos (
   last_error text,
   updated_at timestamptz not null default now()
 );
-create index backfill_repos_due on backfill_repos (not_before) where state = 'queued';
+-- the repos due, read host by host (a host's share of the queue at a time)
+create index backfill_repos_due on backfill_repos (host, not_before) where state = 'queued';
 create index backfill_repos_state on backfill_repos (state);

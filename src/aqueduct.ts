@@ -150,6 +150,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       relayHost: new URL(config.relayUrl).host,
       log,
       concurrency: config.backfillConcurrency,
+      perHost: config.backfillHostConcurrency,
     });
     await backfill.start();
     // before the ingester stops: an import releases what it held into a running pipeline

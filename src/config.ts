@@ -63,8 +63,9 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** BACKFILL: 'all' queues every repo of the network at start (once; the queue is durable). */
   readonly backfill: 'none' | 'all';
-  /** BACKFILL_CONCURRENCY: repos imported at once. */
+  /** BACKFILL_CONCURRENCY: repos imported at once; BACKFILL_HOST_CONCURRENCY: of them, per host. */
   readonly backfillConcurrency: number;
+  readonly backfillHostConcurrency: number;
   /** BACKFILL_HOST_RATE / BACKFILL_BIG_HOST_RATE: requests per second to a PDS / a big provider. */
   readonly backfillHostRate: number;
   readonly backfillBigHostRate: number;
@@ -120,6 +121,7 @@ export const DEFAULTS = Object.freeze({
   LOG_LEVEL: 'info' as LogLevel,
   BACKFILL: 'none' as 'none' | 'all',
   BACKFILL_CONCURRENCY: 16,
+  BACKFILL_HOST_CONCURRENCY: 4,
   BACKFILL_HOST_RATE: 3,
   BACKFILL_BIG_HOST_RATE: 10,
 });
@@ -184,6 +186,7 @@ export function loadConfig(env: Env): LoadedConfig {
     logLevel: readEnum(read, 'LOG_LEVEL', DEFAULTS.LOG_LEVEL, LOG_LEVELS),
     backfill: readEnum(read, 'BACKFILL', DEFAULTS.BACKFILL, ['none', 'all'] as const),
     backfillConcurrency: readInt(read, 'BACKFILL_CONCURRENCY', DEFAULTS.BACKFILL_CONCURRENCY, 1, 1000),
+    backfillHostConcurrency: readInt(read, 'BACKFILL_HOST_CONCURRENCY', DEFAULTS.BACKFILL_HOST_CONCURRENCY, 1, 1000),
     backfillHostRate: readInt(read, 'BACKFILL_HOST_RATE', DEFAULTS.BACKFILL_HOST_RATE, 1, 100_000),
     backfillBigHostRate: readInt(read, 'BACKFILL_BIG_HOST_RATE', DEFAULTS.BACKFILL_BIG_HOST_RATE, 1, 100_000),
     backfillHostRates: readHostRates(read, 'BACKFILL_HOST_RATES'),

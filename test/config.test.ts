@@ -36,6 +36,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       backfill: 'none',
       backfillConcurrency: 16,
+      backfillHostConcurrency: 4,
       backfillHostRate: 3,
       backfillBigHostRate: 10,
       backfillHostRates: new Map(),

@@ -23,7 +23,7 @@ import { sleepUnlessAborted } from '../lib/sleep-unless-aborted.ts';
 import type { Outbound } from '../outbound/guarded-fetch.ts';
 import { enumerateHost, type HostRow, type ListedCounts } from './enumerate.ts';
 import type { HostPoliteness, HostStanding } from './host-politeness.ts';
-import { ImportFailure, type ImportOutcome, type RepoImporter } from './repo-import.ts';
+import { ImportFailure, type ImportOutcome, type ImportPhase, type RepoImporter } from './repo-import.ts';
 
 export type RepoState = 'queued' | 'done' | 'inactive' | 'failed';
 
@@ -72,6 +72,8 @@ export interface BackfillFigures {
   /** queued repos at the recent rate; null when idle */
   readonly etaSeconds: number | null;
   readonly troubledHosts: readonly HostStanding[];
+  /** seconds imports spent per phase, summed (repo-import.ts IMPORT_PHASES) */
+  readonly phaseSeconds: Readonly<Record<ImportPhase, number>>;
   readonly listed: Readonly<ListedCounts>;
 }
 
@@ -103,6 +105,7 @@ const MIN_RATE_LIMITED_DELAY_MS = 1_000;
 const SETTLE_EVERY_MS = 250;
 const RATE_WINDOW_S = 10;
 const ENUMERATIONS_AT_ONCE = 4;
+const REFILL_EVERY_MS = 1_000;
 
 export class Backfill {
   readonly #options: BackfillOptions;
@@ -110,6 +113,9 @@ export class Backfill {
   readonly #stopping = new AbortController();
   readonly #active = new Map<string, string>(); // did -> host key
   readonly #activePerHost = new Map<string, number>();
+  /** repos due, by listing host ('' for repos queued by DID), read ahead of their turn */
+  readonly #ready = new Map<string, Due[]>();
+  #lastRefill = -Infinity;
   readonly #listing = new Set<string>();
   readonly #outcomes = new Map<ImportOutcome, number>();
   readonly #counts: Record<RepoState, number> = { queued: 0, done: 0, inactive: 0, failed: 0 };
@@ -205,6 +211,7 @@ export class Backfill {
       reposPerSecond,
       etaSeconds: reposPerSecond > 0 ? Math.round(this.#counts.queued / reposPerSecond) : null,
       troubledHosts: this.#options.hosts.troubled(10),
+      phaseSeconds: Object.fromEntries(Object.entries(this.#options.importer.phaseMs).map(([phase, ms]) => [phase, Math.round(ms) / 1000])) as Record<ImportPhase, number>,
       listed: { ...this.#listed },
     };
   }
@@ -297,33 +304,79 @@ export class Backfill {
     }
   }
 
+  /**
+   * Starts imports while slots are free, taking hosts in turn (at most `perHost` each, none from a
+   * paused host), so a host with most of the queue never holds every slot. The repos due are read
+   * per host into `#ready`, a few slots' worth each, at most once a second.
+   */
   async #startImports(): Promise<number> {
-    const free = this.#options.concurrency - this.#active.size;
-    if (free <= 0) return 0;
-    const due = await this.#options.db.run(
-      (sql) => sql<Due[]>`
-        select did, host, attempts from backfill_repos
-        where state = 'queued' and not_before <= now()
-          and not (did = any(${textArray([...this.#active.keys(), ...this.#settled.map((settled) => settled.did)])}::text[]))
-        order by not_before limit ${free * 8}`,
-    );
-    let started = 0;
-    for (const repo of due) {
-      if (started >= free) break;
-      const hostKey = repo.host ?? '';
-      if ((this.#activePerHost.get(hostKey) ?? 0) >= this.#perHost || (repo.host !== null && this.#options.hosts.pausedFor(repo.host) > 0)) continue;
-      this.#active.set(repo.did, hostKey);
-      this.#activePerHost.set(hostKey, (this.#activePerHost.get(hostKey) ?? 0) + 1);
-      started++;
-      const running = this.#import(repo).finally(() => {
-        this.#active.delete(repo.did);
-        this.#activePerHost.set(hostKey, (this.#activePerHost.get(hostKey) ?? 1) - 1);
-        this.#imports.delete(running);
-        this.#wake?.();
-      });
-      this.#imports.add(running);
+    if (this.#active.size >= this.#options.concurrency) return 0;
+    let started = this.#startReady();
+    // slots still free: read ahead, at once when nothing is ready, else at most once a second
+    // (what is ready may all belong to paused or busy hosts)
+    const nothingReady = [...this.#ready.values()].every((repos) => repos.length === 0);
+    if (this.#active.size < this.#options.concurrency && (nothingReady || performance.now() - this.#lastRefill > REFILL_EVERY_MS)) {
+      await this.#refill();
+      started += this.#startReady();
     }
     return started;
+  }
+
+  /** Starts ready repos, taking hosts in turn, while slots are free. */
+  #startReady(): number {
+    let started = 0;
+    let progressed = true;
+    while (progressed && this.#active.size < this.#options.concurrency) {
+      progressed = false;
+      for (const [hostKey, repos] of this.#ready) {
+        if (this.#active.size >= this.#options.concurrency) break;
+        if (repos.length === 0) {
+          this.#ready.delete(hostKey);
+          continue;
+        }
+        if ((this.#activePerHost.get(hostKey) ?? 0) >= this.#perHost || (hostKey !== '' && this.#options.hosts.pausedFor(hostKey) > 0)) continue;
+        this.#begin(repos.shift()!, hostKey);
+        started++;
+        progressed = true;
+      }
+    }
+    return started;
+  }
+
+  async #refill(): Promise<void> {
+    this.#lastRefill = performance.now();
+    const taken = [...this.#active.keys(), ...this.#settled.map((settled) => settled.did)];
+    for (const repos of this.#ready.values()) for (const repo of repos) taken.push(repo.did);
+    const perHost = Math.max(this.#perHost * 4, this.#options.concurrency * 2);
+    const due = await this.#options.db.run(
+      (sql) => sql<Due[]>`
+        select r.did, r.host, r.attempts from backfill_hosts h cross join lateral (
+          select did, host, attempts from backfill_repos
+          where host = h.host and state = 'queued' and not_before <= now() and not (did = any(${textArray(taken)}::text[]))
+          order by not_before limit ${perHost}) r
+        union all
+        (select did, host, attempts from backfill_repos
+          where host is null and state = 'queued' and not_before <= now() and not (did = any(${textArray(taken)}::text[]))
+          order by not_before limit ${perHost})`,
+    );
+    for (const repo of due) {
+      const hostKey = repo.host ?? '';
+      const repos = this.#ready.get(hostKey);
+      if (repos === undefined) this.#ready.set(hostKey, [repo]);
+      else if (repos.length < perHost) repos.push(repo);
+    }
+  }
+
+  #begin(repo: Due, hostKey: string): void {
+    this.#active.set(repo.did, hostKey);
+    this.#activePerHost.set(hostKey, (this.#activePerHost.get(hostKey) ?? 0) + 1);
+    const running = this.#import(repo).finally(() => {
+      this.#active.delete(repo.did);
+      this.#activePerHost.set(hostKey, (this.#activePerHost.get(hostKey) ?? 1) - 1);
+      this.#imports.delete(running);
+      this.#wake?.();
+    });
+    this.#imports.add(running);
   }
 
   async #import(repo: Due): Promise<void> {

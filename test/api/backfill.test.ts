@@ -75,6 +75,7 @@ describe('a backfill that is not started: figures move only by what is asked', (
       reposPerSecond: 0,
       etaSeconds: null,
       troubledHosts: [],
+      phaseSeconds: { resolve: 0, wait: 0, fetch: 0, verify: 0, parse: 0, write: 0, release: 0 },
       listed: { hosts: 0, repos: 0, invalid: 0 },
     });
     expect(await fixture.backfill.request({ dids: [plcDid('one'), plcDid('two'), plcDid('three'), plcDid('one')] })).toEqual({ repos: 3, hosts: 0 });

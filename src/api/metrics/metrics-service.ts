@@ -228,6 +228,8 @@ export interface BackfillMetrics {
   readonly etaSeconds: number | null;
   /** Hosts paused or failing, worst first (at most 10); `reason` is the last failure's. */
   readonly troubledHosts: ReadonlyArray<{ readonly host: string; readonly pausedForMs: number; readonly failuresInRow: number; readonly reason: string | null }>;
+  /** Seconds imports spent per phase (resolve, wait, fetch, verify, parse, write, release), summed over imports. */
+  readonly phaseSeconds: Readonly<Record<string, number>>;
   /** What the listings returned: hosts (from listHosts), repos (from listRepos), invalid entries skipped. */
   readonly listed: { readonly hosts: number; readonly repos: number; readonly invalid: number };
 }
@@ -248,6 +250,7 @@ const noBackfill = (): BackfillMetrics => ({
   reposPerSecond: 0,
   etaSeconds: null,
   troubledHosts: [],
+  phaseSeconds: {},
   listed: { hosts: 0, repos: 0, invalid: 0 },
 });
 
@@ -429,6 +432,7 @@ export class MetricsService {
       reposPerSecond: f.reposPerSecond,
       etaSeconds: f.etaSeconds,
       troubledHosts: f.troubledHosts.map((h) => ({ host: h.host, pausedForMs: h.pausedForMs, failuresInRow: h.failuresInRow, reason: h.reason })),
+      phaseSeconds: { ...f.phaseSeconds },
       listed: { hosts: f.listed.hosts, repos: f.listed.repos, invalid: f.listed.invalid },
     };
   }
