@@ -17,18 +17,17 @@
  * it). Prints a table;
  * `--json` writes the same figures; `--profile DIR` writes the ingester's main-thread CPU profile.
  */
-import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { cpus, setPriority, tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { cpus, setPriority } from 'node:os';
 import { join } from 'node:path';
 import type postgres from 'postgres';
 import { connectPostgres } from '../src/db/database.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.ts';
-import { createLogger } from '../src/log.ts';
-import { embeddedPostgresSettings } from '../src/db/postgres-settings.ts';
 import { freePorts } from '../src/lib/free-port.ts';
 import { percentile } from '../src/lib/percentile.ts';
 import { startScriptEnv } from './start-env.ts';
+import { cpuSeconds, followLog, freshDatabase, peakRss, postgresPids, round } from './proc.ts';
 import { readCommandLine } from '../src/lib/command-line.ts';
+import { runBackfillBench } from './backfill.ts';
 
 interface Scenario {
   readonly description: string;
@@ -81,21 +80,22 @@ const SCENARIOS: Record<string, Scenario> = {
 };
 
 const ROOT = join(import.meta.dir, '..');
-const log = createLogger('warn');
 
-const USAGE = `usage: bun run bench -- [--scenario NAME] [--commits N] [--json FILE] [--keep-data] [--profile DIR]
-scenarios: ${Object.entries(SCENARIOS).map(([name, s]) => `\n  ${name.padEnd(15)} ${s.description}`).join('')}`;
+const USAGE = `usage: bun run bench -- [--scenario NAME] [--commits N] [--records N] [--json FILE] [--keep-data] [--profile DIR]
+scenarios: ${Object.entries(SCENARIOS).map(([name, s]) => `\n  ${name.padEnd(15)} ${s.description}`).join('')}
+  ${'backfill'.padEnd(15)} an empty Aqueduct backfills --records preloaded records (default 1,000,000) on 20 hosts beside a live firehose of 450 commits/s`;
 
 const values = readCommandLine(USAGE, {
   scenario: { type: 'string', default: 'flood' },
   commits: { type: 'string' },
+  records: { type: 'string' },
   json: { type: 'string' },
   'keep-data': { type: 'boolean', default: false },
   /** write the ingester's CPU profile (main thread, markdown and .cpuprofile) into this folder */
   profile: { type: 'string' },
 });
 
-const base = SCENARIOS[values.scenario ?? 'flood'];
+const base = values.scenario === 'backfill' ? FLOOD : SCENARIOS[values.scenario ?? 'flood'];
 if (!base) {
   console.error(`unknown scenario ${values.scenario}; one of: ${Object.keys(SCENARIOS).join(', ')}`);
   process.exit(2);
@@ -113,11 +113,20 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 try {
-  const result = await run(values.scenario ?? 'flood', scenario);
+  const result =
+    values.scenario === 'backfill'
+      ? await runBackfillBench(cleanups, { records: positive(values.records ?? '1000000', '--records'), keepData: values['keep-data'] === true })
+      : await run(values.scenario ?? 'flood', scenario);
   printTable(result);
   if (values.json) await writeFile(values.json, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
   await cleanUp();
+}
+
+function positive(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${flag} expects a positive whole number, got ${text}`);
+  return value;
 }
 
 function scaled(scenario: Scenario, commits: number): Scenario {
@@ -132,7 +141,7 @@ function scaled(scenario: Scenario, commits: number): Scenario {
 }
 
 async function run(name: string, scenario: Scenario) {
-  const { url: databaseUrl, serverPid } = await freshDatabase();
+  const { url: databaseUrl, serverPid } = await freshDatabase(cleanups, values['keep-data'] === true);
   if (scenario.preloadRecords) await preload(databaseUrl, scenario.preloadRecords);
 
   const sim = await startSim(scenario);
@@ -239,33 +248,6 @@ async function run(name: string, scenario: Scenario) {
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', runtime: `bun ${Bun.version}`, postgres: metrics.postgresVersion },
     date: new Date().toISOString(),
   };
-}
-
-/** The database to run on, and the embedded server's process (null: DATABASE_URL's server). */
-async function freshDatabase(): Promise<{ url: string; serverPid: number | null }> {
-  const external = process.env.DATABASE_URL;
-  if (external) {
-    const name = `aqueduct_bench_${Date.now()}`;
-    const admin = connectPostgres(external, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${name}`);
-    await admin.end();
-    const url = new URL(external);
-    url.pathname = `/${name}`;
-    cleanups.push(async () => {
-      const drop = connectPostgres(external, { max: 1, onnotice: () => {} });
-      await drop.unsafe(`drop database if exists ${name} with (force)`);
-      await drop.end();
-    });
-    return { url: url.href, serverPid: null };
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'aqueduct-bench-'));
-  await chmod(dir, 0o755);
-  const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: dir, log, settings: embeddedPostgresSettings(100) }); // as `bun run start` does
-  cleanups.push(async () => {
-    await server.stop();
-    if (!values['keep-data']) await rm(dir, { recursive: true, force: true });
-  });
-  return { url: server.url, serverPid: server.pid };
 }
 
 async function preload(url: string, records: number): Promise<void> {
@@ -389,79 +371,6 @@ async function ingesterMetrics(sql: postgres.Sql, url: string) {
     rejected: processor.rejected.total,
     plcExport: plc && { operations: plc.operations, waitsAnswered: plc.waitsAnswered, waitsMissed: plc.waitsMissed },
   };
-}
-
-/** Resolves with the ingester's HTTP URL from its log; echoes warnings and errors. */
-function followLog(stream: ReadableStream<Uint8Array>): Promise<string> {
-  return new Promise((resolve) => {
-    void (async () => {
-      const decoder = new TextDecoder();
-      let pending = '';
-      for await (const chunk of stream) {
-        pending += decoder.decode(chunk, { stream: true });
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          const url = /Aqueduct is serving url=(\S+)/.exec(line)?.[1];
-          if (url) resolve(url);
-          if (/ (WARN|ERROR) /.test(line)) console.error(line);
-        }
-      }
-    })();
-  });
-}
-
-/** The fields of /proc/N/stat after "pid (comm) ", from state on (comm may hold spaces). */
-async function statFields(pid: number): Promise<string[]> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
-
-async function cpuSeconds(pids: number[]): Promise<number> {
-  const ticks = 100; // USER_HZ
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      const fields = await statFields(pid);
-      total += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
-    } catch {
-      // the process ended
-    }
-  }
-  return total;
-}
-
-/**
- * The embedded server's processes (its postmaster and the backends it started), so another
- * PostgreSQL on the box is not counted; with DATABASE_URL, every PostgreSQL process on this box.
- */
-async function postgresPids(serverPid: number | null): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    try {
-      const counted =
-        serverPid === null
-          ? (await readFile(`/proc/${entry}/comm`, 'utf8')).startsWith('postgres')
-          : pid === serverPid || Number((await statFields(pid))[1]) === serverPid; // its parent
-      if (counted) pids.push(pid);
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
-
-async function peakRss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return Math.round(kb / 1024);
-}
-
-function round(value: number, digits: number): number {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
 }
 
 function printTable(result: Record<string, unknown>): void {
