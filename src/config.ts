@@ -120,7 +120,7 @@ export const DEFAULTS = Object.freeze({
   APPVIEW_HOSTNAME: 'localhost',
   LOG_LEVEL: 'info' as LogLevel,
   BACKFILL: 'none' as 'none' | 'all',
-  BACKFILL_CONCURRENCY: 16,
+  BACKFILL_CONCURRENCY: 32,
   BACKFILL_HOST_CONCURRENCY: 4,
   BACKFILL_HOST_RATE: 3,
   BACKFILL_BIG_HOST_RATE: 10,

@@ -35,7 +35,7 @@ describe('loadConfig', () => {
       appviewDid: 'did:web:localhost',
       logLevel: 'info',
       backfill: 'none',
-      backfillConcurrency: 16,
+      backfillConcurrency: 32,
       backfillHostConcurrency: 4,
       backfillHostRate: 3,
       backfillBigHostRate: 10,

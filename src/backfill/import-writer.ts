@@ -40,7 +40,7 @@ export class ImportWriter {
   constructor(db: Database, options: { maxOps?: number; lingerMs?: number } = {}) {
     this.#db = db;
     this.#maxOps = options.maxOps ?? 5_000;
-    this.#lingerMs = options.lingerMs ?? 20;
+    this.#lingerMs = options.lingerMs ?? 5;
   }
 
   /** Transactions written so far. */
