@@ -103,7 +103,10 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     if (config.firehoseEnabled) {
       // Relative to this file, which sits beside main.ts both in src/ and in a compiled binary
       // (built with the worker as a second entry point, see package.json).
-      const started = await startIngester(config, db, log, { verifyWorkerUrl: new URL('./firehose/verify-worker.ts', import.meta.url) });
+      const started = await startIngester(config, db, log, {
+        verifyWorkerUrl: new URL('./firehose/verify-worker.ts', import.meta.url),
+        spillDir: join(config.dataDir, 'resync-spill'),
+      });
       ingester = started;
       cleanups.push(() => started.stop());
       started.done.catch((error: unknown) => {

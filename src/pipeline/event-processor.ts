@@ -72,9 +72,10 @@ export class EventProcessor {
   }
 
   /**
-   * After a whole-repo resync at `rev` was written (repo-resync.ts): false when a commit above
-   * `rev` was indexed meanwhile (the resync may have undone it: fetch again); otherwise records
-   * `rev` as the repo's last, so a replay of the commits it already holds is stale.
+   * After a whole-repo import at `rev` was written (backfill/repo-import.ts, for the backfill and
+   * the resync worker): false when a commit above `rev` was indexed meanwhile (it was held and
+   * applied after the import); otherwise records `rev` as the repo's last, so a replay of the
+   * commits it already holds is stale.
    */
   settleResync(did: string, rev: string): boolean {
     if (this.#repos.recordedAbove(did, rev)) return false;

@@ -4,7 +4,7 @@
  * `startIngester` reads the stored cursor, starts the verification worker (none when
  * VERIFY_COMMITS=false), builds the processor, the pipeline and the subscription, and starts
  * their loops, and the resync worker (repo-resync.ts: repos the firehose showed to have missed
- * commits, fetched whole). `stop()` stops the resync worker, aborts reading, lets the pipeline
+ * commits, imported whole with the backfill's importer, holding their live commits meanwhile). `stop()` stops the resync worker, aborts reading, lets the pipeline
  * write what it accepted, and resolves; `done` rejects if either loop fails unexpectedly, for the owner to
  * report (never fire and forget).
  */
@@ -23,7 +23,12 @@ import { EventProcessor } from './event-processor.ts';
 import { IngestStats } from './ingest-stats.ts';
 import { Pipeline } from './pipeline.ts';
 import { RepoResync } from './repo-resync.ts';
-import type { LiveRepos } from '../backfill/repo-import.ts';
+import { RepoImporter, type LiveRepos } from '../backfill/repo-import.ts';
+import { HostPoliteness } from '../backfill/host-politeness.ts';
+import { ImportWriter } from '../backfill/import-writer.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface Ingester {
   readonly pipeline: Pipeline;
@@ -54,6 +59,8 @@ export interface IngesterOptions {
   readonly verifyWorkerUrl?: URL;
   /** How long the resync worker waits between looks at an empty queue (default 5 s). */
   readonly resyncIdleMs?: number;
+  /** Where the resync worker spills a repo larger than memory (DATA_DIR's; default a private temporary folder). */
+  readonly spillDir?: string;
 }
 
 export async function startIngester(config: IngesterConfig, db: Database, log: Logger, options: IngesterOptions = {}): Promise<Ingester> {
@@ -115,13 +122,39 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
   };
   let current = await follow();
 
+  // a repo held by one pipeline and released after the ingester followed again (CursorRegressed)
+  // was not held by the new one: its import is fetched again
+  const holders = new Map<string, Pipeline>();
+  const live: LiveRepos = {
+    hold: (did) => {
+      holders.set(did, current.pipeline);
+      return current.pipeline.hold(did);
+    },
+    release: async (did, rev) => {
+      const holder = holders.get(did);
+      holders.delete(did);
+      const released = (await holder?.release(did, rev)) ?? false;
+      if (rev !== '') current.processor.settleResync(did, rev);
+      return released && holder === current.pipeline;
+    },
+  };
+
+  // repos the firehose showed to have missed commits, imported whole like a backfill's, with an
+  // importer of their own on the ingestion pool
   const strangers = outbound({ allowPrivateHosts: new Set(config.allowPrivateHosts ?? []) });
+  const spillDir = options.spillDir ?? mkdtempSync(join(tmpdir(), 'aqueduct-resync-'));
   const resync = new RepoResync({
     db,
-    dids: new DidResolver({ plcUrl: config.plcUrl, strangers, ttlMs: 60_000 }),
-    strangers,
-    verifier,
-    settle: (did, rev) => current.processor.settleResync(did, rev),
+    importer: new RepoImporter({
+      db,
+      dids: new DidResolver({ plcUrl: config.plcUrl, strangers, ttlMs: 60_000 }),
+      strangers,
+      verifier,
+      live,
+      hosts: new HostPoliteness(),
+      writer: new ImportWriter(db),
+      spillDir,
+    }),
     log,
     ...(options.resyncIdleMs === undefined ? {} : { idleMs: options.resyncIdleMs }),
   });
@@ -146,27 +179,11 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
     }
   })();
 
-  // a repo held by one pipeline and released after the ingester followed again (CursorRegressed)
-  // was not held by the new one: its import is fetched again
-  const holders = new Map<string, Pipeline>();
-  const live: LiveRepos = {
-    hold: (did) => {
-      holders.set(did, current.pipeline);
-      return current.pipeline.hold(did);
-    },
-    release: async (did, rev) => {
-      const holder = holders.get(did);
-      holders.delete(did);
-      const released = (await holder?.release(did, rev)) ?? false;
-      if (rev !== '') current.processor.settleResync(did, rev);
-      return released && holder === current.pipeline;
-    },
-  };
-
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await resync.stop();
       await current.halt();
+      if (options.spillDir === undefined) rmSync(spillDir, { recursive: true, force: true });
       await verifier?.close();
       log.info('ingestion stopped', { cursor: current.pipeline.committedSeq });
     })());
