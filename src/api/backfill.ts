@@ -17,6 +17,7 @@ import type { BackfillRequest } from '../backfill/backfill.ts';
 import { isDid } from '../lib/syntax.ts';
 import { XrpcError } from './errors.ts';
 import type { BackfillSource } from './metrics/metrics-service.ts';
+import { BodyTooLarge, readBoundedBytes } from '../identity/http-get.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_DIDS = 10_000;
@@ -107,32 +108,12 @@ async function readJson(request: Request): Promise<unknown> {
 }
 
 async function readBounded(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = () => new XrpcError(413, 'PayloadTooLarge', `the body is larger than ${maxBytes} bytes`);
-  if (Number(request.headers.get('content-length') ?? 0) > maxBytes) {
-    await request.body?.cancel().catch(() => undefined);
-    throw tooLarge();
+  try {
+    return await readBoundedBytes(request, maxBytes);
+  } catch (error) {
+    if (error instanceof BodyTooLarge) throw new XrpcError(413, 'PayloadTooLarge', `the body is larger than ${maxBytes} bytes`);
+    throw error;
   }
-  const reader = request.body?.getReader();
-  if (!reader) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
 }
 
 /** A value for a message: JSON-quoted and cut to 80 characters. */

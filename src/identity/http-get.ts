@@ -22,11 +22,11 @@ export class BodyTooLarge extends Error {
 }
 
 /** Reads a response body as text, refusing (BodyTooLarge) more than `maxBytes`. */
-export const readBounded = async (response: Response, maxBytes: number): Promise<string> =>
+export const readBounded = async (response: Pick<Response, 'headers' | 'body'>, maxBytes: number): Promise<string> =>
   new TextDecoder().decode(await readBoundedBytes(response, maxBytes));
 
-/** Reads a response body, refusing (BodyTooLarge) more than `maxBytes`. */
-export const readBoundedBytes = async (response: Response, maxBytes: number): Promise<Uint8Array> => {
+/** Reads a response's (or a request's) body, refusing (BodyTooLarge) more than `maxBytes`. */
+export const readBoundedBytes = async (response: Pick<Response, 'headers' | 'body'>, maxBytes: number): Promise<Uint8Array> => {
   const declared = Number(response.headers.get('content-length'));
   if (declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined);
