@@ -6,11 +6,12 @@
  * `records` records into repos of a realistic spread (most under 100 records, a long tail, a
  * few over 100,000: src/sim/preload.ts) and releases LIVE_RATE commits a second. Aqueduct runs as
  * `bun run start` runs it (src/main.ts, its own process) with BACKFILL=all, FIREHOSE_START=live
- * and verification on; the hosts' rate limits are lifted (they are this machine). The clock runs
- * from Aqueduct's start until nothing is queued, listed or imported. Reported: records/s into
- * PostgreSQL (records the imported repos hold, over the run), the live firehose's lag meanwhile
- * (p50/p99: commit time minus release time), Aqueduct's peak RSS, bytes on disk per record, and
- * where the CPU went (Aqueduct, PostgreSQL, the simulator).
+ * and verification on; the hosts' and the PLC directory's rate limits are lifted (they are this
+ * machine). The clock runs from Aqueduct's start until nothing is queued, listed or imported.
+ * Reported: records/s into PostgreSQL (records the imported repos hold, over the run), the live
+ * firehose's lag meanwhile (p50/p99: commit time minus release time), Aqueduct's peak RSS, bytes
+ * on disk per record, where the CPU went (Aqueduct, PostgreSQL, the simulator) and the import
+ * seconds by phase.
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +67,7 @@ export async function runBackfillBench(cleanups: Array<() => Promise<unknown>>, 
       BACKFILL: 'all',
       BACKFILL_HOST_RATE: '100000',
       BACKFILL_BIG_HOST_RATE: '100000',
+      PLC_RATE_LIMIT: '10000',
       PORT: '0',
       LOG_LEVEL: 'info',
     },

@@ -21,6 +21,7 @@ import { RecentErrors, recordingLogger } from './lib/recent-errors.ts';
 import { startIngester, type Ingester } from './pipeline/ingester.ts';
 import { IdentityWorker } from './identity/identity-worker.ts';
 import { DidResolver } from './identity/did-resolver.ts';
+import { HostRateLimiter } from './identity/rate-limiter.ts';
 import { WorkerVerifier } from './firehose/verifier.ts';
 import { Backfill } from './backfill/backfill.ts';
 import { HostPoliteness } from './backfill/host-politeness.ts';
@@ -140,7 +141,8 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       db: backfillDb,
       importer: new RepoImporter({
         db: backfillDb,
-        dids: new DidResolver({ plcUrl: config.plcUrl, strangers, ttlMs: 60_000 }),
+        // a backfill resolves one DID per repo: at most PLC_RATE_LIMIT a second from the directory
+        dids: new DidResolver({ plcUrl: config.plcUrl, strangers, ttlMs: 60_000, fetch: rateLimitedFetch(config.plcRateLimit) }),
         strangers,
         verifier: backfillVerifier,
         live: ingester?.live ?? null,
@@ -219,6 +221,15 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
     await stop();
     throw error;
   }
+}
+
+/** globalThis.fetch, at most `perSecond` requests a second (for the PLC directory). */
+function rateLimitedFetch(perSecond: number): (input: string, init: RequestInit) => Promise<Response> {
+  const limiter = new HostRateLimiter({ defaultRate: perSecond });
+  return async (input, init) => {
+    await limiter.take('plc', init.signal ?? undefined);
+    return globalThis.fetch(input, init);
+  };
 }
 
 function withTimeout<T extends { ok: boolean }>(check: Promise<T>, reason: string): Promise<T | { ok: false; reason: string }> {

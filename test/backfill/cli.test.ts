@@ -40,7 +40,7 @@ describe('bun run backfill', () => {
     cleanups.push(() => sim.stop());
     const database = await createTestDatabase('backfill_cli');
     cleanups.push(() => database.drop());
-    const env = { DATABASE_URL: database.url, RELAY_URL: sim.url.replace(/^http/, 'ws'), PLC_URL: sim.url, PORT: '0', BACKFILL_HOST_RATE: '1000' };
+    const env = { DATABASE_URL: database.url, RELAY_URL: sim.url.replace(/^http/, 'ws'), PLC_URL: sim.url, PORT: '0', BACKFILL_HOST_RATE: '1000', PLC_RATE_LIMIT: '1000' };
     const result = await run(['--all'], env);
     expect(result.stderr).not.toMatch(/ (WARN|ERROR) /);
     expect(result.code).toBe(0);
