@@ -44,6 +44,8 @@ export interface AqueductHooks {
 }
 
 const READINESS_TIMEOUT_MS = 2_000;
+/** tries in a row to start a dead embedded PostgreSQL again before giving up */
+const EMBEDDED_RESTARTS = 8;
 /** A read API statement that runs longer is cancelled: a view must not hold a connection. */
 const API_STATEMENT_TIMEOUT_MS = 5_000;
 
@@ -52,7 +54,9 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
   const recentErrors = new RecentErrors();
   const log = recordingLogger(baseLog, recentErrors);
   const cleanups: Array<() => Promise<void>> = [];
+  let stopping = false;
   const stop = once(async () => {
+    stopping = true;
     for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((error: unknown) => log.error('error during shutdown', { error }));
     }
@@ -61,21 +65,41 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
   try {
     let databaseUrl = config.databaseUrl;
     if (databaseUrl === null) {
-      const embedded: EmbeddedPostgres = await startEmbeddedPostgres({
+      const embeddedOptions = {
         dataDir: config.dataDir,
         binDir: config.postgresBinDir,
         settings: embeddedPostgresSettings(Math.max(100, config.dbPoolSize + 20), config.durableCommits),
         log,
-      });
+      };
+      let embedded: EmbeddedPostgres = await startEmbeddedPostgres(embeddedOptions);
       cleanups.push(() => embedded.stop());
-      // Nothing can be written without it: stop with the reason (a supervisor or the image's
-      // restart policy starts everything again, and ingestion resumes from the stored cursor)
-      // instead of serving on with ingestion dead.
-      void embedded.died.then(() => {
-        const error = new Error('the embedded PostgreSQL exited unexpectedly (killed or crashed): stopping; the next start resumes from the stored cursor');
-        log.error(error.message);
-        hooks.onFatal?.(error);
-      });
+      // Killed or crashed: started again on the same port, so every pool reconnects by itself and
+      // ingestion resumes from what was committed (the pipeline retries its batch meanwhile;
+      // /ready says the database does not answer). Given up, with the reason, after
+      // EMBEDDED_RESTARTS tries in a row: a supervisor then brings everything back.
+      void (async () => {
+        for (;;) {
+          await embedded.died;
+          if (stopping) return;
+          log.error('the embedded PostgreSQL exited unexpectedly (killed or crashed): starting it again');
+          for (let attempt = 1; ; attempt++) {
+            try {
+              embedded = await startEmbeddedPostgres({ ...embeddedOptions, port: embedded.port });
+              log.info('the embedded PostgreSQL is back', { attempt });
+              break;
+            } catch (error) {
+              if (stopping) return;
+              if (attempt >= EMBEDDED_RESTARTS) {
+                log.error('the embedded PostgreSQL cannot be started again: stopping', { error });
+                hooks.onFatal?.(error);
+                return;
+              }
+              log.warn('starting the embedded PostgreSQL again failed: retrying', { attempt, error });
+              await Bun.sleep(Math.min(30_000, 500 * 2 ** attempt));
+            }
+          }
+        }
+      })();
       databaseUrl = embedded.url;
     }
 

@@ -40,6 +40,8 @@ export interface EmbeddedPostgresOptions {
   /** Extra `-c name=value` server settings. */
   readonly settings?: Readonly<Record<string, string | number>>;
   readonly log: Logger;
+  /** The port to listen on (a restart keeps its pools' URL); default a free one. */
+  readonly port?: number;
 }
 
 export interface EmbeddedPostgres {
@@ -76,7 +78,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await stopLeftoverServer(pgData, options.log);
 
   const password = (await readFile(passwordFile, 'utf8')).trim();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const settings = {
     listen_addresses: '127.0.0.1',
     unix_socket_directories: '',

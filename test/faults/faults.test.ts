@@ -1,7 +1,7 @@
 /**
  * The fault suite's machinery, in reduced form: kill -9 at 3 points, garbage / replayed / skipped
- * sequence numbers from the relay, a PostgreSQL that loses acknowledged commits, and a SIGTERM
- * mid-flood, each a real Aqueduct process against
+ * sequence numbers from the relay, a PostgreSQL that loses acknowledged commits, the embedded
+ * server's postmaster killed, and a SIGTERM mid-flood, each a real Aqueduct process against
  * the real simulator, compared with its ground truth. Only what does not depend on the machine's
  * speed is asserted (nothing lost or doubled, every fault counted, exit codes, resumed cursors);
  * the time bounds are the benchmark's (`bun run bench/faults.ts`).
@@ -53,6 +53,10 @@ describe('fault suite (reduced)', () => {
     if (figure.verdict === 'skipped') return; // needs root and a tmpfs mount
     expect(Object.entries(figure.checks).filter(([, ok]) => !ok)).toEqual([]);
     expect([figure.lost, figure.doubled]).toEqual([0, 0]);
+  }, 240_000);
+
+  test('the embedded PostgreSQL killed (the postmaster, kill -9): it is started again and ingestion resumes by itself', async () => {
+    expectClean(await SCENARIOS['pg-embedded-kill']!.run(ctx));
   }, 240_000);
 
   test('SIGTERM mid-flood: exits 0, the next start resumes exactly', async () => {
