@@ -14,7 +14,7 @@ import type { Logger } from './log.ts';
 import { createApp } from './api/app.ts';
 import { MetricsService } from './api/metrics/metrics-service.ts';
 import { Database } from './db/database.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
+import { AnotherServerRunning, startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { embeddedMigrations, loadMigrations, migrate, pendingMigrations } from './db/migrator.ts';
 import { embeddedPostgresSettings } from './db/postgres-settings.ts';
 import { RecentErrors, recordingLogger } from './lib/recent-errors.ts';
@@ -76,7 +76,8 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
       // Killed or crashed: started again on the same port, so every pool reconnects by itself and
       // ingestion resumes from what was committed (the pipeline retries its batch meanwhile;
       // /ready says the database does not answer). Given up, with the reason, after
-      // EMBEDDED_RESTARTS tries in a row: a supervisor then brings everything back.
+      // EMBEDDED_RESTARTS tries in a row, or at once when another server took DATA_DIR over: a
+      // supervisor then brings everything back.
       void (async () => {
         for (;;) {
           await embedded.died;
@@ -84,12 +85,13 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
           log.error('the embedded PostgreSQL exited unexpectedly (killed or crashed): starting it again');
           for (let attempt = 1; ; attempt++) {
             try {
-              embedded = await startEmbeddedPostgres({ ...embeddedOptions, port: embedded.port });
+              embedded = await startEmbeddedPostgres({ ...embeddedOptions, port: embedded.port, stopLeftover: false });
               log.info('the embedded PostgreSQL is back', { attempt });
               break;
             } catch (error) {
               if (stopping) return;
-              if (attempt >= EMBEDDED_RESTARTS) {
+              // another Aqueduct took DATA_DIR over (it stopped our server): leave it to that one
+              if (error instanceof AnotherServerRunning || attempt >= EMBEDDED_RESTARTS) {
                 log.error('the embedded PostgreSQL cannot be started again: stopping', { error });
                 hooks.onFatal?.(error);
                 return;

@@ -6,6 +6,7 @@
 import { afterAll, expect, test } from 'bun:test';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
+import { readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { processesMatching, startAqueductProcess, type SpawnPlace } from './support/process.ts';
 
@@ -29,9 +30,11 @@ async function copyCheckout(target: string): Promise<void> {
   if (linked.exitCode !== 0) expect(Bun.spawnSync(['cp', '-a', join(ROOT, 'node_modules'), join(target, 'node_modules')]).exitCode).toBe(0);
 }
 
-/** `bun run start` in `checkout` twice (the second reuses the data), then once after a kill -9. */
-async function startStopRestart(checkout: string, place: SpawnPlace): Promise<void> {
-  const env = { DATA_DIR: '' }; // unset: the README's default, ./data in the checkout
+/**
+ * `bun run start` in `checkout` twice (the second reuses the data), then once after a kill -9.
+ * DATA_DIR unset by default: the README's default, ./data in the checkout.
+ */
+async function startStopRestart(checkout: string, place: SpawnPlace, env: Record<string, string> = { DATA_DIR: '' }): Promise<void> {
   const first = await startAqueductProcess(env, START, 90_000, { cwd: checkout, ...place });
   expect((await fetch(`${first.url}/ready`)).status).toBe(200);
   expect(first.log()).toContain('creating the embedded PostgreSQL cluster');
@@ -44,7 +47,10 @@ async function startStopRestart(checkout: string, place: SpawnPlace): Promise<vo
   second.process.kill('SIGKILL');
   await second.process.exited;
   // bun run start runs the process as a child of its own: kill what is left of it
-  for (const line of await processesMatching(join(checkout, 'src/main.ts'))) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
+  for (const line of await processesMatching('src/main.ts')) {
+    const pid = Number(line.trim().split(/\s+/)[0]);
+    if (readlinkSync(`/proc/${pid}/cwd`) === checkout) process.kill(pid, 'SIGKILL');
+  }
 
   const third = await startAqueductProcess(env, START, 90_000, { cwd: checkout, ...place });
   expect((await fetch(`${third.url}/ready`)).status).toBe(200);
@@ -71,4 +77,15 @@ test.if(userInfo().uid === 0)('as an ordinary user, from a clone in a path with 
   await copyCheckout(checkout);
   await chown(checkout, uid, gid);
   await startStopRestart(checkout, { uid, gid });
+}, 300_000);
+
+test.if(userInfo().uid === 0)('as root, with DATA_DIR elsewhere (another folder, as on another disk)', async () => {
+  const home = await mkdtemp(join(tmpdir(), 'aqueduct-root-home-'));
+  const disk = await mkdtemp(join(tmpdir(), 'aqueduct-other-disk-'));
+  dirs.push(home, disk);
+  await chmod(home, 0o700);
+  const checkout = join(home, 'aqueduct');
+  await copyCheckout(checkout);
+  await startStopRestart(checkout, {}, { DATA_DIR: join(disk, 'aqueduct data') });
+  expect(await Bun.file(join(checkout, 'data', 'pg-password')).exists()).toBe(false);
 }, 300_000);

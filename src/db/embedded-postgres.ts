@@ -42,6 +42,16 @@ export interface EmbeddedPostgresOptions {
   readonly log: Logger;
   /** The port to listen on (a restart keeps its pools' URL); default a free one. */
   readonly port?: number;
+  /**
+   * A server still running on the data directory (an earlier run's) is stopped first (default);
+   * false refuses to start instead (AnotherServerRunning): a restart must not take the directory
+   * from a newer Aqueduct that took it over.
+   */
+  readonly stopLeftover?: boolean;
+}
+
+export class AnotherServerRunning extends Error {
+  override readonly name = 'AnotherServerRunning';
 }
 
 export interface EmbeddedPostgres {
@@ -75,7 +85,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     options.log.info('creating the embedded PostgreSQL cluster', { dir: pgData });
     await initCluster(bin, pgData, passwordFile, server);
   }
-  await stopLeftoverServer(pgData, options.log);
+  await stopLeftoverServer(pgData, options.log, options.stopLeftover ?? true);
 
   const password = (await readFile(passwordFile, 'utf8')).trim();
   const port = options.port ?? (await freePort());
@@ -253,11 +263,12 @@ async function initCluster(bin: string, pgData: string, passwordFile: string, se
 }
 
 /** A previous Aqueduct killed with SIGKILL leaves its server running; shut it down first. */
-async function stopLeftoverServer(pgData: string, log: Logger): Promise<void> {
+async function stopLeftoverServer(pgData: string, log: Logger, stop: boolean): Promise<void> {
   const pidFile = join(pgData, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
   if (!Number.isSafeInteger(pid) || pid <= 0 || !isAlive(pid) || !(await isPostgres(pid))) return;
+  if (!stop) throw new AnotherServerRunning(`another PostgreSQL server (pid ${pid}) now runs on ${pgData}`);
   log.warn('a PostgreSQL server from an earlier run is still using the data directory: stopping it', { pid });
   for (const [signal, waitMs] of [['SIGINT', 15_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
     process.kill(pid, signal);
