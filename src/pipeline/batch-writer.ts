@@ -3,7 +3,8 @@
  *
  * Order inside the transaction: actors (bulk create) -> new actors queued for identity work,
  * deleted accounts' records, per table: replaced keys deleted, final rows inserted (each
- * statement moving the post and actor counters itself), account statuses, repos to resync and identity refreshes
+ * statement moving the post and actor counters itself), account statuses (and the backfill's
+ * inactive repos that are active again, queued for import), repos to resync and identity refreshes
  * -> record counts and the cursor. Because the cursor row is written in the same transaction as
  * the rows, the stored cursor never runs ahead of committed data, and a crash anywhere replays the
  * whole batch, which the idempotent statements absorb. The cursor is compared and set: it moves
@@ -183,8 +184,17 @@ async function markResync(sql: TransactionSql, batch: Batch, idOf: (did: string)
 async function writeAccountStatus(sql: TransactionSql, batch: Batch, idOf: (did: string) => number): Promise<void> {
   if (batch.accountStatus.size === 0) return;
   const entries = [...batch.accountStatus].map(([did, status]) => [idOf(did), status] as const).sort(([a], [b]) => a - b);
-  await sql`
-    update actors set status = v.status, handle = case when v.status = 'deleted' then null else actors.handle end
-    from unnest(${intArray(entries.map(([id]) => id))}::int4[], ${textArray(entries.map(([, status]) => status))}::text[]) as v(id, status)
-    where actors.id = v.id and actors.status is distinct from v.status`;
+  const reactivated = [...batch.accountStatus].filter(([, status]) => status === null).map(([did]) => did).sort();
+  await Promise.all([
+    sql`
+      update actors set status = v.status, handle = case when v.status = 'deleted' then null else actors.handle end
+      from unnest(${intArray(entries.map(([id]) => id))}::int4[], ${textArray(entries.map(([, status]) => status))}::text[]) as v(id, status)
+      where actors.id = v.id and actors.status is distinct from v.status`,
+    // a repo the backfill found inactive (not fetched) is active again: it is imported now
+    reactivated.length === 0
+      ? null
+      : sql`
+          update backfill_repos set state = 'queued', attempts = 0, not_before = now(), last_error = null, updated_at = now()
+          where did = any(${textArray(reactivated)}::text[]) and state = 'inactive'`,
+  ]);
 }

@@ -3,10 +3,13 @@
  * relay's listing and each repo's getRepo ends exactly at the ground truth (records and
  * counters); beside a live firehose started after the history, the two together end there too,
  * with commits made during the imports neither lost nor applied twice; a second run changes
- * nothing; a repo listed as inactive is recorded, not fetched.
+ * nothing; a repo found inactive is queued again when its account is active again.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { silentLogger } from '../../src/log.ts';
+import { ActorIds } from '../../src/pipeline/actor-ids.ts';
+import { buildBatch } from '../../src/pipeline/batch.ts';
+import { writeBatch } from '../../src/pipeline/batch-writer.ts';
 import { startIngester } from '../../src/pipeline/ingester.ts';
 import { startSimulator } from '../../src/sim/server.ts';
 import { expectedState, readIndexedState } from '../support/ground-truth-check.ts';
@@ -99,4 +102,22 @@ describe('backfill', () => {
     expect(await readIndexedState(database.db, truth)).toEqual(expectedState(truth));
     expect(ingester.stats.heldCommits).toBeGreaterThan(0);
   }, 180_000);
+
+  test('a repo found inactive is queued again when its #account event says it is active', async () => {
+    const database = await migratedDatabase('backfill_reactivate', 2);
+    cleanups.push(() => database.close());
+    const [sleeper, other] = ['did:plc:sleeperaaaaaaaaaaaaaaaaa', 'did:plc:otheraaaaaaaaaaaaaaaaaaaa'];
+    await database.db.run((sql) => sql`
+      insert into backfill_repos (did, state, last_error, not_before) values
+        (${sleeper}, 'inactive', 'deactivated', now() + interval '1 hour'), (${other}, 'inactive', 'deactivated', now() + interval '1 hour')`);
+    await writeBatch(database.db, new ActorIds(), null, buildBatch([
+      { kind: 'account', seq: 1, time: null, did: sleeper, status: null },
+      { kind: 'account', seq: 2, time: null, did: other, status: 'takendown' },
+    ]));
+    const rows = await database.db.run((sql) => sql<{ did: string; state: string; due: boolean }[]>`select did, state, not_before <= now() as due from backfill_repos order by did`);
+    expect([...rows]).toEqual([
+      { did: other, state: 'inactive', due: false },
+      { did: sleeper, state: 'queued', due: true },
+    ]);
+  });
 });
