@@ -119,11 +119,18 @@ if [ ! -f "$CACHE/pg-template/PG_VERSION" ]; then
   initdb_args=(-D "$CACHE/pg-template.tmp" -U postgres --auth=trust -E UTF8 --locale=C --no-sync)
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
-    chown postgres: "$CACHE/pg-template.tmp"
-    # The checkout may sit in a folder the postgres user cannot enter (/root): initdb is given its
-    # folder as the working directory, entered as root, and -D /proc/self/cwd.
-    initdb_args[1]=/proc/self/cwd
-    (cd "$CACHE/pg-template.tmp" && runuser -u postgres -- "$PG_BIN/initdb" "${initdb_args[@]}" >/dev/null)
+    # The checkout may sit in a folder the postgres user cannot enter (/root, a 0700 mktemp), and
+    # initdb must be able to return to its working folder: it runs in a private folder of its own
+    # (unpredictable name, 0755, not writable by others), then the cluster moves into the cache.
+    work="$(mktemp -d "${TMPDIR:-/tmp}/aqueduct-pg-template.XXXXXX")"
+    chmod 0755 "$work"
+    mkdir "$work/pg"
+    chown postgres: "$work/pg"
+    initdb_args[1]="$work/pg"
+    (cd "$work/pg" && runuser -u postgres -- "$PG_BIN/initdb" "${initdb_args[@]}" >/dev/null) || { rm -rf "$work"; die "initdb failed"; }
+    rm -rf "$CACHE/pg-template.tmp"
+    mv "$work/pg" "$CACHE/pg-template.tmp"
+    rm -rf "$work"
   else
     "$PG_BIN/initdb" "${initdb_args[@]}" >/dev/null
   fi

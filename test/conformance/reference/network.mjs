@@ -39,7 +39,21 @@ const CACHE = path.resolve(
 )
 const PG_BIN = process.env.PG_BIN || '/usr/lib/postgresql/15/bin'
 const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server'
-const RUN_ROOT = path.join(CACHE, 'run')
+// As root, PostgreSQL runs as the postgres user, which must be able to enter its data folder and
+// the folders above it (it returns to its working folder at start): a checkout in a folder others
+// cannot enter (/root, a 0700 mktemp) runs its clusters under /var/cache instead (root's, 0755).
+const traversableByAll = (dir) => {
+  for (let at = dir; ; at = path.dirname(at)) {
+    try {
+      if ((fs.statSync(at).mode & 0o001) === 0) return false
+    } catch {
+      return false
+    }
+    if (path.dirname(at) === at) return true
+  }
+}
+const RUN_ROOT =
+  process.getuid?.() === 0 && !traversableByAll(CACHE) ? '/var/cache/aqueduct-conformance/run' : path.join(CACHE, 'run')
 
 // ---- stdout is reserved for the single JSON line ---------------------------
 const writeStdout = process.stdout.write.bind(process.stdout)
@@ -222,7 +236,7 @@ if (major < 22) {
   process.exit(2)
 }
 
-fs.mkdirSync(RUN_ROOT, { recursive: true })
+fs.mkdirSync(RUN_ROOT, { recursive: true, mode: 0o755 })
 await sweepStaleRuns()
 const runDir = fs.mkdtempSync(path.join(RUN_ROOT, `${process.pid}-`))
 fs.chmodSync(runDir, 0o755)
