@@ -214,6 +214,7 @@ export async function startAqueduct(config: Config, baseLog: Logger, hooks: Aque
         strangers,
         imageUrlTemplate: config.imageUrlTemplate,
         videoUrlTemplate: config.videoUrlTemplate,
+        ...(config.rateLimit > 0 ? { viewerRateLimit: { limit: config.rateLimit, windowSeconds: 300 } } : {}),
       },
       readiness: {
         database: () => withTimeout(db.run((sql) => sql`select 1`).then(() => ({ ok: true })), 'the database did not answer'),

@@ -99,6 +99,23 @@ describe('service auth', () => {
     }
   });
 
+  test('an authenticated viewer has a budget of its own: past it 429 with retry-after, other viewers unaffected', async () => {
+    const limited = xrpcApp(net.db, net.sim.url, { viewerRateLimit: { limit: 3, windowSeconds: 300 } });
+    const [first, second] = await net.db.run((sql) => sql<{ did: string }[]>`select did from actors where status is null order by did limit 2`);
+    const nsid = 'app.bsky.actor.getProfile';
+    const path = query(nsid, { actor: first!.did });
+    const answers: Response[] = [];
+    for (let i = 0; i < 4; i++) answers.push(await limited.handle(new Request(`http://aqueduct.test${path}`, { headers: as(first!.did, nsid) })));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 429]);
+    expect(((await answers[3]!.json()) as { error: string }).error).toBe('RateLimitExceeded');
+    expect(Number(answers[3]!.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(answers[2]!.headers.get('ratelimit-remaining')).toBe('0');
+    expect(answers[2]!.headers.get('ratelimit-limit')).toBe('3');
+    // another viewer, and the same requests anonymously, are not held to that budget
+    expect((await get(limited, path, as(second!.did, nsid))).status).toBe(200);
+    expect((await get(limited, path)).status).toBe(200);
+  });
+
   test('getTimeline: required auth; pages through followed accounts without gaps or repeats', async () => {
     expect((await get(net.app, query('app.bsky.feed.getTimeline', {}))).status).toBe(401);
     // a viewer with no blocks either way, so that every followed post shows

@@ -17,6 +17,7 @@ import type { Outbound } from '../../outbound/guarded-fetch.ts';
 import { XrpcError } from '../errors.ts';
 import { AppView } from './app-view.ts';
 import { ServiceAuth, type KeyResolver } from './auth.ts';
+import { RateLimiter } from '../rate-limit.ts';
 import { FeedGeneratorClient } from './feed-generator-client.ts';
 import { methodTable, type CallContext } from './methods.ts';
 
@@ -37,6 +38,11 @@ export interface XrpcOptions {
   /** the guarded client for what strangers name: feed generators, token issuers' did:web (default: no private hosts) */
   readonly strangers?: Outbound;
   readonly version?: string;
+  /**
+   * Requests per window per authenticated viewer (RATE_LIMIT, as per client address): taken after
+   * the token verified, so nobody can spend another account's budget by naming it.
+   */
+  readonly viewerRateLimit?: { readonly limit: number; readonly windowSeconds: number };
 }
 
 export function xrpcRoutes(options: XrpcOptions) {
@@ -55,8 +61,9 @@ export function xrpcRoutes(options: XrpcOptions) {
     clockSkewSeconds: 5,
   });
   const methods = methodTable(app);
+  const perViewer = options.viewerRateLimit ? new RateLimiter(options.viewerRateLimit.limit, options.viewerRateLimit.windowSeconds) : null;
 
-  const call = async (nsid: string, request: Request): Promise<unknown> => {
+  const call = async (nsid: string, request: Request, headers: Record<string, string | number>): Promise<unknown> => {
     const method = methods.get(nsid);
     if (!method) {
       if (!isNsid(nsid)) throw new XrpcError(400, 'InvalidRequest', 'not a valid method name');
@@ -66,6 +73,15 @@ export function xrpcRoutes(options: XrpcOptions) {
     let viewer: CallContext['viewer'] = null;
     if (method.auth !== 'none' && authorization) {
       const did = await auth.verify(authorization, { lxm: method.lxm ?? [nsid], checkAudience: method.checkAudience !== false });
+      const verdict = perViewer?.take(did);
+      if (verdict) {
+        // the tighter of the two budgets is the one the client sees
+        if (Number(verdict.headers['ratelimit-remaining']) <= Number(headers['ratelimit-remaining'] ?? Infinity)) Object.assign(headers, verdict.headers);
+        if (!verdict.allowed) {
+          headers['retry-after'] = String(verdict.retryAfterSeconds);
+          throw new XrpcError(429, 'RateLimitExceeded', 'Rate Limit Exceeded');
+        }
+      }
       viewer = await app.viewerFor(did);
     }
     if (method.auth === 'required' && viewer === null) throw new XrpcError(401, 'AuthRequired', 'Authentication Required');
@@ -90,7 +106,7 @@ export function xrpcRoutes(options: XrpcOptions) {
       }
       return appviewDidDocument(options.appviewDid, options.appviewEndpoint);
     })
-    .get('/xrpc/:nsid', ({ params, request }) => call(params.nsid, request))
+    .get('/xrpc/:nsid', ({ params, request, set }) => call(params.nsid, request, set.headers as Record<string, string | number>))
     .post('/xrpc/:nsid', ({ params }) => {
       if (methods.has(params.nsid)) throw new XrpcError(400, 'InvalidRequest', `Incorrect HTTP method (POST) expected GET`);
       throw new XrpcError(501, 'MethodNotImplemented', `Method Not Implemented: ${params.nsid}`);
