@@ -15,6 +15,7 @@
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import type postgres from 'postgres';
 import { connectPostgres } from '../src/db/database.ts';
 import { freePorts } from '../src/lib/free-port.ts';
 import { percentile } from '../src/lib/percentile.ts';
@@ -36,7 +37,8 @@ interface Figures {
   readonly phaseSeconds: Record<string, number>;
 }
 
-export async function runBackfillBench(cleanups: Array<() => Promise<unknown>>, options: { records: number; keepData: boolean }) {
+/** A simulated network with `records` preloaded records, and an empty Aqueduct backfilling it beside its live firehose. */
+export async function startBackfillingNetwork(cleanups: Array<() => Promise<unknown>>, options: { records: number; keepData: boolean; env?: Record<string, string> }) {
   const { url: databaseUrl, serverPid } = await freshDatabase(cleanups, options.keepData);
   const accounts = Math.max(100, Math.round(options.records / 60));
   // enough live commits to outlast the backfill
@@ -70,6 +72,7 @@ export async function runBackfillBench(cleanups: Array<() => Promise<unknown>>, 
       PLC_RATE_LIMIT: '10000',
       PORT: '0',
       LOG_LEVEL: 'info',
+      ...options.env,
     },
     stdout: 'inherit',
     stderr: 'pipe',
@@ -81,26 +84,43 @@ export async function runBackfillBench(cleanups: Array<() => Promise<unknown>>, 
   const sql = connectPostgres(databaseUrl, { max: 1, onnotice: () => {} });
   cleanups.push(() => sql.end({ timeout: 5 }));
   const url = await followLog(aqueduct.stderr);
-  const cpuNow = async () => ({ aqueduct: await cpuSeconds([aqueduct.pid]), postgres: await cpuSeconds(await postgresPids(serverPid)), simulator: await cpuSeconds([sim.pid]) });
-  const cpuStart = await cpuNow();
+  return { databaseUrl, serverPid, sim, aqueduct, sql, url, started, pacingStartedAt };
+}
 
-  const lags: number[] = [];
-  let figures: Figures | null = null;
+/** Live lag now (ms): the time since the stored cursor's commit was released; null before the first batch. */
+export async function liveLagMs(sql: postgres.Sql, pacingStartedAt: number): Promise<number | null> {
+  const [row] = await sql<{ seq: number }[]>`select seq::int8 as seq from firehose_cursor`.catch(() => []);
+  return row ? Math.max(0, Date.now() - pacingStartedAt - (Number(row.seq) / LIVE_RATE) * 1000) : null;
+}
+
+/** Resolves with the backfill's figures once nothing is queued, listed or imported (three looks in a row). */
+export async function backfilled(url: string, aqueduct: { exitCode: number | null }, onLook: (figures: Figures) => Promise<void> = async () => {}): Promise<Figures> {
   let idle = 0;
-  let lastLine = 0;
-  while (idle < 3) {
+  for (;;) {
     await Bun.sleep(500);
     if (aqueduct.exitCode !== null) throw new Error(`Aqueduct exited with ${aqueduct.exitCode}`);
-    figures = (await (await fetch(`${url}/api/metrics/backfill`)).json()) as Figures;
-    const [row] = await sql<{ seq: number }[]>`select seq::int8 as seq from firehose_cursor`.catch(() => []);
-    if (row) lags.push(Math.max(0, Date.now() - pacingStartedAt - (Number(row.seq) / LIVE_RATE) * 1000));
+    const figures = (await (await fetch(`${url}/api/metrics/backfill`)).json()) as Figures;
+    await onLook(figures);
     const listed = figures.repos.done + figures.repos.queued + figures.repos.failed + figures.repos.inactive > 0;
     idle = listed && figures.repos.queued === 0 && figures.hostsToList === 0 && figures.activeImports === 0 ? idle + 1 : 0;
-    if (performance.now() - lastLine > (process.env.BENCH_PROGRESS_MS ? Number(process.env.BENCH_PROGRESS_MS) : 10_000)) {
-      lastLine = performance.now();
-      console.error(`${Math.round((performance.now() - started) / 1000)} s: ${figures.repos.done} repos done, ${figures.repos.queued} queued, ${figures.activeImports} importing, ${figures.recordsImported} records`);
-    }
+    if (idle >= 3) return figures;
   }
+}
+
+export async function runBackfillBench(cleanups: Array<() => Promise<unknown>>, options: { records: number; keepData: boolean }) {
+  const { serverPid, sim, aqueduct, sql, url, started, pacingStartedAt } = await startBackfillingNetwork(cleanups, options);
+  const cpuNow = async () => ({ aqueduct: await cpuSeconds([aqueduct.pid]), postgres: await cpuSeconds(await postgresPids(serverPid)), simulator: await cpuSeconds([sim.pid]) });
+  const cpuStart = await cpuNow();
+  const lags: number[] = [];
+  let lastLine = 0;
+  const figures = await backfilled(url, aqueduct, async (look) => {
+    const lag = await liveLagMs(sql, pacingStartedAt);
+    if (lag !== null) lags.push(lag);
+    if (performance.now() - lastLine > 10_000) {
+      lastLine = performance.now();
+      console.error(`${Math.round((performance.now() - started) / 1000)} s: ${look.repos.done} repos done, ${look.repos.queued} queued, ${look.activeImports} importing, ${look.recordsImported} records`);
+    }
+  });
   const seconds = (performance.now() - started) / 1000;
   const cpuEnd = await cpuNow();
   const peakRssMb = await peakRss(aqueduct.pid);
@@ -108,25 +128,25 @@ export async function runBackfillBench(cleanups: Array<() => Promise<unknown>>, 
     select sum(pg_total_relation_size(c.oid))::int8 as bytes from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where n.nspname = 'public' and c.relkind in ('r', 'm')`;
   const [version] = await sql<{ v: string }[]>`select current_setting('server_version') as v`;
-  const records = figures?.recordsImported ?? 0;
+  const records = figures.recordsImported ?? 0;
   return {
     scenario: 'backfill',
     description: `${options.records} preloaded records on ${HOSTS} hosts backfilled beside a live firehose of ${LIVE_RATE} commits/s, verification on`,
-    repos: figures?.repos,
+    repos: figures.repos,
     recordsImported: records,
     seconds: round(seconds, 1),
     recordsPerSec: Math.round(records / seconds),
     bytesPerRecordOnDisk: records ? Math.round(Number(size?.bytes ?? 0) / records) : null,
-    carBytesPerRecord: records ? Math.round((figures?.bytesFetched ?? 0) / records) : null,
+    carBytesPerRecord: records ? Math.round(figures.bytesFetched / records) : null,
     liveLagP50Ms: Math.round(percentile(lags, 0.5)),
     liveLagP99Ms: Math.round(percentile(lags, 0.99)),
     peakRssMb,
     cpuCoresAqueduct: round((cpuEnd.aqueduct - cpuStart.aqueduct) / seconds, 2),
     cpuCoresPostgres: round((cpuEnd.postgres - cpuStart.postgres) / seconds, 2),
     cpuCoresSimulator: round((cpuEnd.simulator - cpuStart.simulator) / seconds, 2),
-    outcomes: figures?.outcomes,
-    importSecondsByPhase: figures?.phaseSeconds,
-    unverified: figures?.unverified,
+    outcomes: figures.outcomes,
+    importSecondsByPhase: figures.phaseSeconds,
+    unverified: figures.unverified,
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', runtime: `bun ${Bun.version}`, postgres: version?.v ?? 'unknown' },
     date: new Date().toISOString(),
   };

@@ -27,6 +27,7 @@ import { percentile } from '../src/lib/percentile.ts';
 import { startScriptEnv } from './start-env.ts';
 import { cpuSeconds, followLog, freshDatabase, peakRss, postgresPids, round } from './proc.ts';
 import { readCommandLine } from '../src/lib/command-line.ts';
+import { runApiLoadBench } from './api-load.ts';
 import { runBackfillBench } from './backfill.ts';
 
 interface Scenario {
@@ -81,21 +82,23 @@ const SCENARIOS: Record<string, Scenario> = {
 
 const ROOT = join(import.meta.dir, '..');
 
-const USAGE = `usage: bun run bench -- [--scenario NAME] [--commits N] [--records N] [--json FILE] [--keep-data] [--profile DIR]
+const USAGE = `usage: bun run bench -- [--scenario NAME] [--commits N] [--records N] [--clients N] [--json FILE] [--keep-data] [--profile DIR]
 scenarios: ${Object.entries(SCENARIOS).map(([name, s]) => `\n  ${name.padEnd(15)} ${s.description}`).join('')}
-  ${'backfill'.padEnd(15)} an empty Aqueduct backfills --records preloaded records (default 1,000,000) on 20 hosts beside a live firehose of 450 commits/s`;
+  ${'backfill'.padEnd(15)} an empty Aqueduct backfills --records preloaded records (default 1,000,000) on 20 hosts beside a live firehose of 450 commits/s
+  ${'api-load'.padEnd(15)} --clients clients (default 200) for 30 s on the heaviest views beside the live firehose, after backfilling --records (default 200,000)`;
 
 const values = readCommandLine(USAGE, {
   scenario: { type: 'string', default: 'flood' },
   commits: { type: 'string' },
   records: { type: 'string' },
+  clients: { type: 'string' },
   json: { type: 'string' },
   'keep-data': { type: 'boolean', default: false },
   /** write the ingester's CPU profile (main thread, markdown and .cpuprofile) into this folder */
   profile: { type: 'string' },
 });
 
-const base = values.scenario === 'backfill' ? FLOOD : SCENARIOS[values.scenario ?? 'flood'];
+const base = values.scenario === 'backfill' || values.scenario === 'api-load' ? FLOOD : SCENARIOS[values.scenario ?? 'flood'];
 if (!base) {
   console.error(`unknown scenario ${values.scenario}; one of: ${Object.keys(SCENARIOS).join(', ')}`);
   process.exit(2);
@@ -113,10 +116,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 try {
+  const keepData = values['keep-data'] === true;
   const result =
     values.scenario === 'backfill'
-      ? await runBackfillBench(cleanups, { records: positive(values.records ?? '1000000', '--records'), keepData: values['keep-data'] === true })
-      : await run(values.scenario ?? 'flood', scenario);
+      ? await runBackfillBench(cleanups, { records: positive(values.records ?? '1000000', '--records'), keepData })
+      : values.scenario === 'api-load'
+        ? await runApiLoadBench(cleanups, { records: positive(values.records ?? '200000', '--records'), clients: positive(values.clients ?? '200', '--clients'), keepData })
+        : await run(values.scenario ?? 'flood', scenario);
   printTable(result);
   if (values.json) await writeFile(values.json, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
