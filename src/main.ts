@@ -13,9 +13,17 @@ import { readCommandLine } from './lib/command-line.ts';
 
 const SHUTDOWN_LIMIT_MS = 30_000;
 
+// `aqueduct backfill ...` is `bun run backfill` in the single binary: that command, then exit
+if (Bun.argv[2] === 'backfill') {
+  const { backfillCommand } = await import('./backfill/cli.ts');
+  await backfillCommand(Bun.argv.slice(3));
+  process.exit(0);
+}
+
 readCommandLine(
   `usage: aqueduct [--help]
-Aqueduct takes no arguments: it is configured by environment variables (or a .env file in the
+       aqueduct backfill [--help] ...   (the same as bun run backfill)
+Aqueduct takes no other arguments: it is configured by environment variables (or a .env file in the
 working folder), each one optional: DATABASE_URL, DATA_DIR, PORT, RELAY_URL, FIREHOSE_START,
 FIREHOSE_ENABLED, PLC_URL, HANDLE_RESOLVER_URL, VERIFY_COMMITS, DB_POOL_SIZE, MAX_CONCURRENT_OPS,
 MAX_CONCURRENT_USER_CREATIONS, LOG_LEVEL and the rest that .env.example and the README explain.`,

@@ -52,6 +52,12 @@ test('the compiled binary starts with an embedded PostgreSQL, verifies and index
     expect((await fetch(`${aqueduct.url}/static/htmx.js`)).status).toBe(200);
     expect(await aqueduct.stop('SIGTERM')).toBe(0);
 
+    // the backfill command is in the binary too
+    const help = Bun.spawnSync([join(dir, 'app/aqueduct'), 'backfill', '--help'], { cwd: dir, stdout: 'pipe', stderr: 'pipe' });
+    expect([help.exitCode, help.stdout.toString().split('\n')[0]]).toEqual([0, expect.stringContaining('usage: bun run backfill')]);
+    const bad = Bun.spawnSync([join(dir, 'app/aqueduct'), 'backfill', '--no-such-flag'], { cwd: dir, stdout: 'pipe', stderr: 'pipe' });
+    expect(bad.exitCode).toBe(2);
+
     // a second start reuses what the first unpacked and created
     const again = await startAqueductProcess({ DATA_DIR: join(dir, 'data') }, [join(dir, 'app/aqueduct')], 60_000, { cwd: dir });
     expect(again.log()).not.toContain('unpacking the embedded PostgreSQL');

@@ -1,5 +1,5 @@
 /**
- * `bun run backfill`: queue a backfill and follow it.
+ * `bun run backfill` (in the single binary, `aqueduct backfill`): queue a backfill and follow it.
  *
  * With an Aqueduct answering at --url (default http://127.0.0.1:$PORT), the request goes to its
  * `POST /api/backfill` (ADMIN_TOKEN, from the environment or .env, as a Bearer token) and the
@@ -21,6 +21,7 @@ import { isDid } from '../lib/syntax.ts';
 import type { BackfillRequest } from './backfill.ts';
 
 const USAGE = `usage: bun run backfill -- [--all] [--host HOST]... [--did DID]... [--retry-failed] [--status] [--url URL]
+       (the single binary: aqueduct backfill [the same flags])
   --all            every repo of the network: the relay's listHosts (RELAY_URL), then each host's listRepos
   --host HOST      every repo of one PDS (host or host:port; repeatable)
   --did DID        one repo (repeatable)
@@ -40,87 +41,98 @@ interface Progress {
   readonly troubledHosts?: ReadonlyArray<{ readonly host: string; readonly pausedForMs: number; readonly reason: string | null }>;
 }
 
-const values = readCommandLine(USAGE, {
-  all: { type: 'boolean' },
-  host: { type: 'string', multiple: true },
-  did: { type: 'string', multiple: true },
-  'retry-failed': { type: 'boolean' },
-  status: { type: 'boolean' },
-  url: { type: 'string' },
-});
+/** Runs the command with `args` (the words after `backfill`); exits the process when done. */
+export async function backfillCommand(args: readonly string[]): Promise<void> {
+  const values = readCommandLine(
+    USAGE,
+    {
+      all: { type: 'boolean' },
+      host: { type: 'string', multiple: true },
+      did: { type: 'string', multiple: true },
+      'retry-failed': { type: 'boolean' },
+      status: { type: 'boolean' },
+      url: { type: 'string' },
+    },
+    args,
+  );
 
-const request: BackfillRequest = {
-  ...(values.all ? { all: true } : {}),
-  ...(values.host?.length ? { hosts: values.host.map((host) => host.toLowerCase()) } : {}),
-  ...(values.did?.length ? { dids: values.did } : {}),
-  ...(values['retry-failed'] ? { retryFailed: true } : {}),
-};
-const bad = (message: string): never => {
-  process.stderr.write(`${message}\n${USAGE}\n`);
-  process.exit(2);
-};
-for (const did of request.dids ?? []) if (!isDid(did)) bad(`not a DID: ${did}`);
-for (const host of request.hosts ?? []) if (!/^[a-z0-9.-]{1,253}(:\d{1,5})?$/.test(host)) bad(`not a host name: ${host} (expected host or host:port)`);
-const asked = Object.keys(request).length > 0;
-if (!asked && !values.status) bad('nothing to do: say what to backfill (--all, --host, --did, --retry-failed) or ask for --status');
+  const request: BackfillRequest = {
+    ...(values.all ? { all: true } : {}),
+    ...(values.host?.length ? { hosts: values.host.map((host) => host.toLowerCase()) } : {}),
+    ...(values.did?.length ? { dids: values.did } : {}),
+    ...(values['retry-failed'] ? { retryFailed: true } : {}),
+  };
+  const bad = (message: string): never => {
+    process.stderr.write(`${message}\n${USAGE}\n`);
+    process.exit(2);
+  };
+  for (const did of request.dids ?? []) if (!isDid(did)) bad(`not a DID: ${did}`);
+  for (const host of request.hosts ?? []) if (!/^[a-z0-9.-]{1,253}(:\d{1,5})?$/.test(host)) bad(`not a host name: ${host} (expected host or host:port)`);
+  const asked = Object.keys(request).length > 0;
+  if (!asked && !values.status) bad('nothing to do: say what to backfill (--all, --host, --did, --retry-failed) or ask for --status');
 
-let config;
-try {
-  config = loadConfig(process.env).config;
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  process.stderr.write(`backfill: configuration error: ${error.message}\n`);
-  process.exit(1);
-}
-const base = (values.url ?? `http://127.0.0.1:${config.port}`).replace(/\/+$/, '');
-const headers: Record<string, string> = config.adminToken ? { authorization: `Bearer ${config.adminToken}` } : {};
-
-const remote = await fetch(`${base}/api/metrics/backfill`, { headers, signal: AbortSignal.timeout(3_000) }).catch(() => null);
-if (remote !== null) {
-  if (remote.status === 401 || remote.status === 403) {
-    process.stderr.write(`backfill: ${base} refused the request (${remote.status}): set ADMIN_TOKEN to the server's\n`);
+  let config;
+  try {
+    config = loadConfig(process.env).config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`backfill: configuration error: ${error.message}\n`);
     process.exit(1);
   }
-  if (values.status) {
-    printStatus((await remote.json()) as Progress);
+  const base = (values.url ?? `http://127.0.0.1:${config.port}`).replace(/\/+$/, '');
+  const headers: Record<string, string> = config.adminToken ? { authorization: `Bearer ${config.adminToken}` } : {};
+
+  const remote = await fetch(`${base}/api/metrics/backfill`, { headers, signal: AbortSignal.timeout(3_000) }).catch(() => null);
+  if (remote !== null) {
+    if (remote.status === 401 || remote.status === 403) {
+      process.stderr.write(`backfill: ${base} refused the request (${remote.status}): set ADMIN_TOKEN to the server's\n`);
+      process.exit(1);
+    }
+    if (values.status) {
+      printStatus((await remote.json()) as Progress);
+      process.exit(0);
+    }
+    const queued = await fetch(`${base}/api/backfill`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(request) });
+    if (queued.status !== 202) {
+      process.stderr.write(`backfill: ${base} answered ${queued.status}: ${await queued.text()}\n`);
+      process.exit(1);
+    }
+    const { queued: added } = (await queued.json()) as { queued: { repos: number; hosts: number } };
+    console.log(`queued at ${base}: ${added.repos} repos, ${added.hosts} hosts to list (Ctrl-C stops following, not the backfill)`);
+    await follow(async () => (await (await fetch(`${base}/api/metrics/backfill`, { headers })).json()) as Progress);
     process.exit(0);
   }
-  const queued = await fetch(`${base}/api/backfill`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(request) });
-  if (queued.status !== 202) {
-    process.stderr.write(`backfill: ${base} answered ${queued.status}: ${await queued.text()}\n`);
+
+  if (values.status) {
+    process.stderr.write(`backfill: no Aqueduct answers at ${base}: start it (bun run start), or pass --url\n`);
     process.exit(1);
   }
-  const { queued: added } = (await queued.json()) as { queued: { repos: number; hosts: number } };
-  console.log(`queued at ${base}: ${added.repos} repos, ${added.hosts} hosts to list (Ctrl-C stops following, not the backfill)`);
-  await follow(async () => (await (await fetch(`${base}/api/metrics/backfill`, { headers })).json()) as Progress);
+  // nothing running: run Aqueduct here until the backfill is done
+  const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn');
+  const aqueduct = await startAqueduct(config, log).catch((error: unknown) => {
+    process.stderr.write(`backfill: start-up failed: ${(error as Error).message}\n`);
+    process.exit(1);
+  });
+  let stopping = false;
+  const stop = (code: number) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    void aqueduct.stop().then(() => process.exit(code));
+  };
+  process.on('SIGINT', () => stop(130));
+  process.on('SIGTERM', () => stop(143));
+  const added = await aqueduct.backfill.request(request);
+  console.log(`queued: ${added.repos} repos, ${added.hosts} hosts to list; running Aqueduct here (${aqueduct.url}) until done`);
+  await follow(async () => {
+    const f = aqueduct.backfill.figures;
+    return { repos: f.repos, hostsToList: f.hostsToList, activeImports: f.active, recordsPerSecond: f.recordsPerSecond, etaSeconds: f.etaSeconds, recordsImported: f.recordsImported, troubledHosts: f.troubledHosts };
+  });
+  stopping = true;
+  await aqueduct.stop();
   process.exit(0);
 }
 
-if (values.status) {
-  process.stderr.write(`backfill: no Aqueduct answers at ${base}: start it (bun run start), or pass --url\n`);
-  process.exit(1);
-}
-// nothing running: run Aqueduct here until the backfill is done
-const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn');
-const aqueduct = await startAqueduct(config, log).catch((error: unknown) => {
-  process.stderr.write(`backfill: start-up failed: ${(error as Error).message}\n`);
-  process.exit(1);
-});
-let stopping = false;
-const stop = (code: number) => {
-  if (stopping) process.exit(1);
-  stopping = true;
-  void aqueduct.stop().then(() => process.exit(code));
-};
-process.on('SIGINT', () => stop(130));
-process.on('SIGTERM', () => stop(143));
-const added = await aqueduct.backfill.request(request);
-console.log(`queued: ${added.repos} repos, ${added.hosts} hosts to list; running Aqueduct here (${aqueduct.url}) until done`);
-await follow(async () => {
-  const f = aqueduct.backfill.figures;
-  return { repos: f.repos, hostsToList: f.hostsToList, activeImports: f.active, recordsPerSecond: f.recordsPerSecond, etaSeconds: f.etaSeconds, recordsImported: f.recordsImported, troubledHosts: f.troubledHosts };
-});
-stop(0);
+if (import.meta.main) await backfillCommand(Bun.argv.slice(2));
 
 /** Prints the progress line until nothing is queued, listed or imported (three looks in a row). */
 async function follow(read: () => Promise<Progress>): Promise<void> {
