@@ -13,8 +13,10 @@
  * row says 'done' only imports the repo again, which is idempotent. A failure backs off (1 minute
  * doubling to 6 hours) with its reason in `last_error`, and is 'failed' after MAX_ATTEMPTS;
  * 'rate-limited' waits for its host without using an attempt; 'moved-on' is fetched again soon.
- * Figures (`figures`) are kept in memory from one count at start, so the metrics never scan the
- * queue.
+ * Imports start taking hosts in turn from a read-ahead of each host's due repos, so a host that
+ * holds most of the queue does not keep the others waiting. Figures (`figures`) are kept in
+ * memory from a count of the rows (at start, after each request and listing, and every minute)
+ * plus the outcomes since, so the metrics never scan the queue.
  */
 import type { Database } from '../db/database.ts';
 import { intArray, textArray } from '../db/pg-array.ts';
