@@ -59,7 +59,8 @@ export class ImportFailure extends Error {
 
 /** The live firehose's side of an import (the ingester's pipeline and processor). */
 export interface LiveRepos {
-  hold(did: string): Promise<void>;
+  /** false when another import holds the repo already (the backfill and the resync worker may meet) */
+  hold(did: string): Promise<boolean>;
   /** true once the commits set aside above `rev` are written; false if the repo must be fetched again */
   release(did: string, rev: string): Promise<boolean>;
 }
@@ -140,7 +141,7 @@ export class RepoImporter {
     const waiting = performance.now();
     await hosts.take(host, signal);
     const live = this.#options.live;
-    await live?.hold(did);
+    if (live && !(await live.hold(did))) throw new ImportFailure('moved-on', 'another import of this repo is under way: fetching again later');
     this.#spent('wait', waiting);
     let releasedAt: string | null = null;
     try {

@@ -126,9 +126,11 @@ export async function startIngester(config: IngesterConfig, db: Database, log: L
   // was not held by the new one: its import is fetched again
   const holders = new Map<string, Pipeline>();
   const live: LiveRepos = {
-    hold: (did) => {
+    hold: async (did) => {
+      if (holders.has(did)) return false;
       holders.set(did, current.pipeline);
-      return current.pipeline.hold(did);
+      await current.pipeline.hold(did);
+      return true;
     },
     release: async (did, rev) => {
       const holder = holders.get(did);

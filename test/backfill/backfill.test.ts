@@ -101,6 +101,13 @@ describe('backfill', () => {
     const truth = sim.groundTruth();
     expect(await readIndexedState(database.db, truth)).toEqual(expectedState(truth));
     expect(ingester.stats.heldCommits).toBeGreaterThan(0);
+    // one import holds a repo at a time: a second (the resync worker meeting the backfill) is refused
+    const did = Object.keys(truth.actors)[0]!;
+    expect(await ingester.live.hold(did)).toBe(true);
+    expect(await ingester.live.hold(did)).toBe(false);
+    expect(await ingester.live.release(did, '')).toBe(true);
+    expect(await ingester.live.hold(did)).toBe(true);
+    expect(await ingester.live.release(did, '')).toBe(true);
   }, 180_000);
 
   test('a repo found inactive is queued again when its #account event says it is active', async () => {
