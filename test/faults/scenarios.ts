@@ -20,7 +20,7 @@ import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts';
 import { embeddedPostgresSettings } from '../../src/db/postgres-settings.ts';
 import { silentLogger } from '../../src/log.ts';
 import { connectPostgres } from '../../src/db/database.ts';
-import { startFaultProxy } from './fault-proxy.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import {
   childrenOf,
   Cleanup,

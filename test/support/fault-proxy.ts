@@ -1,7 +1,7 @@
 /**
- * A TCP proxy on 127.0.0.1 that plays the ways a peer fails, for the fault suite: in front of the
- * relay (it stalls, it closes), the PLC directory and the PDS (unreachable), or PostgreSQL (it
- * restarts elsewhere).
+ * A TCP proxy on 127.0.0.1 that plays the ways a peer fails, for the fault suite (and, through
+ * tcp-proxy.ts, the pipeline and end-to-end tests): in front of the relay (it stalls, it closes),
+ * the PLC directory and the PDS (unreachable), or PostgreSQL (it goes away, it restarts elsewhere).
  *
  * Modes: `up` forwards; `refuse` closes every open connection, and accepts and closes each new one
  * at once (a port nobody listens on, as far as a client can tell); `blackhole` silences every open
