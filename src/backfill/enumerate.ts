@@ -24,6 +24,7 @@ import { readBounded } from '../identity/http-get.ts';
 import { isDid } from '../lib/syntax.ts';
 import type { Outbound } from '../outbound/guarded-fetch.ts';
 import type { HostPoliteness } from './host-politeness.ts';
+import { xrpcErrorName } from './xrpc-error.ts';
 
 export interface EnumerateOptions {
   readonly db: Database;
@@ -190,16 +191,6 @@ async function listRepos(row: HostRow, options: EnumerateOptions, counts: Listed
   }
 }
 
-/** The XRPC error name of an error answer, if it has one. */
-function xrpcError(text: string): string {
-  try {
-    const error = (JSON.parse(text) as { error?: unknown }).error;
-    return typeof error === 'string' ? error.slice(0, 100) : '';
-  } catch {
-    return '';
-  }
-}
-
 async function getJson(options: EnumerateOptions, host: string, method: string, cursor: string | null): Promise<Record<string, unknown> | 'not-served'> {
   const { strangers, hosts, signal } = options;
   const url = new URL(`/xrpc/${method}`, hostBase(host, strangers));
@@ -223,7 +214,7 @@ async function getJson(options: EnumerateOptions, host: string, method: string, 
     if (response.status === 401 && method === 'com.atproto.sync.listHosts') return 'not-served';
     if (response.status !== 200) {
       hosts.failed(host, `answered ${response.status}`);
-      throw new ListFailure(`${method} on ${host} answered ${response.status} ${xrpcError(text)}`.trim());
+      throw new ListFailure(`${method} on ${host} answered ${response.status} ${xrpcErrorName(text)}`.trim());
     }
     hosts.succeeded(host);
     let page: unknown;

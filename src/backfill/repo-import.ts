@@ -28,12 +28,13 @@ import { MstError } from '../firehose/mst-node.ts';
 import { readRepoStream, RepoStreamError, type RepoRecord } from '../firehose/repo-stream.ts';
 import type { CommitVerifier } from '../firehose/verifier.ts';
 import { DidResolutionError, type DidResolver } from '../identity/did-resolver.ts';
-import { readBoundedBytes } from '../identity/http-get.ts';
+import { readBounded } from '../identity/http-get.ts';
 import { OutboundRefused, type Outbound } from '../outbound/guarded-fetch.ts';
 import { collectionOfTable, parseRecord, TABLES, tableOf, type Table } from '../pipeline/collections.ts';
 import type { RecordOp } from '../pipeline/events.ts';
 import type { HostPoliteness } from './host-politeness.ts';
 import type { ImportWriter } from './import-writer.ts';
+import { xrpcErrorName } from './xrpc-error.ts';
 
 export type ImportFailureReason =
   | 'did-unresolvable'
@@ -178,13 +179,12 @@ export class RepoImporter {
       throw new ImportFailure('rate-limited', `getRepo answered ${response.status}`);
     }
     if (response.status === 400 || response.status === 404) {
-      const body = await readBoundedBytes(response, 4096).catch(() => new Uint8Array());
-      const error = (safeJson(new TextDecoder().decode(body)) as { error?: unknown } | null)?.error;
-      if (typeof error === 'string' && GONE.test(error)) {
+      const error = xrpcErrorName(await readBounded(response, 4096).catch(() => ''));
+      if (GONE.test(error)) {
         hosts.succeeded(host);
         return gone(host);
       }
-      throw new ImportFailure('fetch-failed', `getRepo answered ${response.status} ${typeof error === 'string' ? error : ''}`.trim());
+      throw new ImportFailure('fetch-failed', `getRepo answered ${response.status} ${error}`.trim());
     }
     if (response.status !== 200 || response.body === null) {
       await response.body?.cancel().catch(() => undefined);
@@ -351,11 +351,3 @@ const writeFailed = (error: unknown): never => {
 };
 
 const gone = (host: string | null): Imported => ({ outcome: 'repo-gone', host, rev: null, records: 0, changed: 0, invalid: 0, carBytes: 0, unverified: false });
-
-const safeJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-};
