@@ -22,6 +22,7 @@ import { readCommandLine } from '../src/lib/command-line.ts';
 import { silentLogger } from '../src/log.ts';
 import { pgServerAt } from '../test/faults/harness.ts';
 import { SCENARIOS, type Figure } from '../test/faults/scenarios.ts';
+import { cleanUpOnSignal } from './proc.ts';
 
 const USAGE = `usage: bun run bench/faults.ts [--scenario NAME[,NAME...]] [--full] [--seed N] [--memory-bound MB] [--json FILE]
   --scenario   run these only (default: all, in this order); a prefix such as "relay" or "pg" picks every match
@@ -56,15 +57,8 @@ for (const wanted of (values.scenario ?? Object.keys(SCENARIOS).join(',')).split
   for (const name of matches) if (!chosen.includes(name)) chosen.push(name);
 }
 
-const cleanups: Array<() => Promise<unknown>> = [];
-const cleanUp = async (): Promise<void> => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
-};
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
+// Interrupted, it still stops what the scenario started and the PostgreSQL server.
+const { cleanups, cleanUp } = cleanUpOnSignal();
 
 const startedAt = new Date();
 const figures: Figure[] = [];

@@ -1,7 +1,7 @@
 /**
  * What the benchmarks read of the processes they run, from /proc: CPU seconds (user + system,
- * children included), peak RSS (VmHWM), and which processes are the PostgreSQL server's; and the
- * fresh database a run starts from.
+ * children included), peak RSS (VmHWM), and which processes are the PostgreSQL server's; the
+ * fresh database a run starts from, and the clean-up that runs even when the run is interrupted.
  */
 import { chmod, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -113,3 +113,20 @@ export function followLog(stream: ReadableStream<Uint8Array>): Promise<string> {
   });
 }
 
+
+/**
+ * The run's clean-ups (last pushed, first run; a failing one does not stop the rest), run by
+ * `cleanUp()` or by SIGINT/SIGTERM, which then exit 130.
+ */
+export function cleanUpOnSignal(): { cleanups: Array<() => Promise<unknown>>; cleanUp: () => Promise<void> } {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanUp = async (): Promise<void> => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      void cleanUp().finally(() => process.exit(130));
+    });
+  }
+  return { cleanups, cleanUp };
+}

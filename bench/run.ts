@@ -25,7 +25,7 @@ import { connectPostgres } from '../src/db/database.ts';
 import { freePorts } from '../src/lib/free-port.ts';
 import { percentile } from '../src/lib/percentile.ts';
 import { startScriptEnv } from './start-env.ts';
-import { cpuSeconds, followLog, freshDatabase, peakRss, postgresPids, round } from './proc.ts';
+import { cleanUpOnSignal, cpuSeconds, followLog, freshDatabase, peakRss, postgresPids, round } from './proc.ts';
 import { readCommandLine } from '../src/lib/command-line.ts';
 import { runApiLoadBench } from './api-load.ts';
 import { runBackfillBench } from './backfill.ts';
@@ -105,16 +105,8 @@ if (!base) {
 }
 const scenario: Scenario = values.commits ? scaled(base, Number(values.commits)) : base;
 
-const cleanups: Array<() => Promise<unknown>> = [];
-const cleanUp = async (): Promise<void> => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
-};
 // Interrupted, it still stops the simulators, the ingester and its embedded PostgreSQL.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
+const { cleanups, cleanUp } = cleanUpOnSignal();
 try {
   const keepData = values['keep-data'] === true;
   const result =
